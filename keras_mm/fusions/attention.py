@@ -1,0 +1,70 @@
+"""Attention fusion: a learned softmax weighting of projected modalities."""
+
+import keras
+from keras import ops
+
+from keras_mm.fusions.base import Fusion
+from keras_mm.registry import register_fusion
+
+
+@register_fusion("attention")
+class AttentionFusion(Fusion):
+    """Project each feature to a common size and average them with learned, per-sample weights.
+
+    For each feature ``m``: ``h_m = Dense(projection_dim)(x_m)``, score
+    ``s_m = v·tanh(W h_m + b)`` (``W, v`` shared across features), weights
+    ``softmax(s)`` over features, output ``Σ_m w_m h_m``. The weights are
+    returned as ``"modality_weights"`` ``[batch, num_features]`` (features in
+    sorted order), so users can see which modality a prediction relied on.
+
+    Args:
+        projection_dim: common size of the projected features (the output size).
+        attention_dim: hidden size of the scoring MLP (default ``projection_dim``).
+        dropout: dropout on the fused vector.
+
+    Example:
+        >>> fusion = AttentionFusion(projection_dim=16)
+        >>> out = fusion({"audio": np.ones((2, 8)), "image": np.ones((2, 3))})
+        >>> out["fused"].shape, out["modality_weights"].shape
+        (TensorShape([2, 16]), TensorShape([2, 2]))
+    """
+
+    extra_outputs = ("modality_weights",)
+
+    def __init__(self, projection_dim=256, attention_dim=None, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(projection_dim) < 1:
+            raise ValueError(f"projection_dim={projection_dim} must be a positive integer.")
+        self.projection_dim = int(projection_dim)
+        self.attention_dim = int(attention_dim or projection_dim)
+        self.dropout = float(dropout)
+        self.score_hidden = keras.layers.Dense(self.attention_dim, activation="tanh", name="score_hidden")
+        self.score_out = keras.layers.Dense(1, use_bias=False, name="score_out")
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+
+    def build_fusion(self, input_dims):
+        self.projections = {}
+        for key, dim in input_dims.items():
+            layer = keras.layers.Dense(self.projection_dim, name=f"project_{key}")
+            layer.build((None, dim))
+            self.projections[key] = layer
+        self.score_hidden.build((None, None, self.projection_dim))
+        self.score_out.build((None, None, self.attention_dim))
+
+    def compute_output_dim(self, input_dims):
+        return self.projection_dim
+
+    def call(self, features, training=None):
+        keys = sorted(features)
+        projected = ops.stack([self.projections[k](features[k]) for k in keys], axis=1)  # [B, M, D]
+        scores = ops.squeeze(self.score_out(self.score_hidden(projected)), axis=-1)  # [B, M]
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        fused = ops.sum(projected * ops.cast(ops.expand_dims(weights, -1), projected.dtype), axis=1)
+        return {"fused": self.dropout_layer(fused, training=training), "modality_weights": weights}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"projection_dim": self.projection_dim, "attention_dim": self.attention_dim, "dropout": self.dropout}
+        )
+        return config

@@ -1,0 +1,49 @@
+"""Base class of all fusions."""
+
+import keras
+
+
+class Fusion(keras.layers.Layer):
+    """Combines per-feature vectors into one representation.
+
+    Contract: ``call(features)`` takes a dict ``{feature: [batch, dim]}`` and
+    returns a dict with at least ``"fused"`` (``[batch, output_dim]``); fusions
+    may add named extras (e.g. ``"modality_weights"``) that ``build_model`` can
+    expose as model outputs. Features are always processed in sorted key order.
+    ``output_dim`` is known once the layer is built; ``compute_output_dim``
+    gives it from the input sizes before that.
+
+    Example:
+        >>> fusion = keras_mm.fusions.ConcatFusion()
+        >>> fusion.compute_output_dim({"image": 1280, "text": 384})
+        1664
+    """
+
+    #: names of the extra outputs this fusion returns besides "fused".
+    extra_outputs = ()
+
+    def build(self, input_shape):
+        self.input_dims = {k: int(input_shape[k][-1]) for k in sorted(input_shape)}
+        if len(self.input_dims) < 1:
+            raise ValueError(f"{type(self).__name__} needs at least one feature.")
+        self.build_fusion(self.input_dims)
+
+    def build_fusion(self, input_dims):
+        """Create sub-layers; ``input_dims`` is ``{feature: dim}``."""
+
+    def compute_output_dim(self, input_dims):
+        raise NotImplementedError
+
+    @property
+    def output_dim(self):
+        if not self.built:
+            raise ValueError(f"{type(self).__name__}.output_dim is known after the layer is built.")
+        return self.compute_output_dim(self.input_dims)
+
+    def compute_output_shape(self, input_shape):
+        batch = next(iter(input_shape.values()))[0]
+        dims = {k: int(v[-1]) for k, v in input_shape.items()}
+        shapes = {"fused": (batch, self.compute_output_dim(dims))}
+        if "modality_weights" in self.extra_outputs:
+            shapes["modality_weights"] = (batch, len(dims))
+        return shapes

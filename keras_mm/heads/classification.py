@@ -1,0 +1,30 @@
+"""Single-label classification head."""
+
+from keras_mm.heads.base import Head
+from keras_mm.registry import register_head
+
+
+@register_head("classification")
+class ClassificationHead(Head):
+    """Softmax over ``num_classes`` mutually exclusive classes.
+
+    Labels are integer class ids (sparse categorical cross-entropy).
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"image": "small_cnn"}, head="classification", num_classes=10)
+        >>> model.compile(); model.fit(ds)
+    """
+
+    activation = "softmax"
+    requires_num_classes = True
+    default_loss = "sparse_categorical_crossentropy"
+    default_metrics = ("sparse_categorical_accuracy",)
+
+    def __init__(self, num_classes, hidden_dims=(), dropout=0.0, **kwargs):
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes={num_classes}: a classification head needs at least 2 classes (use head='binary').")
+        self.num_classes = int(num_classes)
+        super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,132 @@
+"""The multimodal functional model: encoders -> fusion -> head."""
+
+import keras
+
+from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
+
+
+def _input_name(feature, suffix):
+    return f"{feature}_{suffix}" if suffix else feature
+
+
+@keras.saving.register_keras_serializable(package="keras_mm")
+class MultimodalModel(keras.Model):
+    """A Keras functional model joining per-feature encoders through a fusion and a head.
+
+    Inputs are numeric only (see ``model.preprocessor`` for raw -> numeric):
+    ``<feature>`` float32 images ``[B, H, W, 3]`` (0..255) or waveforms
+    ``[B, N]``; ``<feature>_token_ids``/``_segment_ids``/``_padding_mask`` for
+    text. The output is the head's tensor, or the fused vector when ``head`` is
+    ``None``; with ``return_extras=True`` it is a dict holding ``"output"``
+    and the fusion's extras (e.g. ``"modality_weights"``).
+
+    Build it with :func:`keras_mm.build_model` rather than directly.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"image": "small_cnn", "audio": "mfcc_cnn"},
+        ...                              fusion="attention", num_classes=10)
+        >>> model.compile()   # head defaults: loss and metrics
+        >>> model.fit(raw_ds.map(model.preprocessor).batch(32), epochs=3)
+    """
+
+    def __init__(self, encoders, fusion, head=None, return_extras=False, **kwargs):
+        if not encoders:
+            raise ValueError("encoders must name at least one feature.")
+        # === Layers ===
+        self.feature_encoders = {k: encoders[k] for k in sorted(encoders)}
+        self.fusion = fusion
+        self.head = head
+
+        # === Functional Model ===
+        inputs, features = {}, {}
+        for feature, encoder in self.feature_encoders.items():
+            encoder_inputs = {}
+            for suffix, (shape, dtype) in encoder.input_signature().items():
+                name = _input_name(feature, suffix)
+                if name in inputs:
+                    raise ValueError(f"Two features produce the model input {name!r}; rename one feature.")
+                inputs[name] = encoder_inputs[suffix] = keras.Input(shape=shape, dtype=dtype, name=name)
+            features[feature] = encoder(encoder_inputs)
+        fused = fusion(features)
+        output = head(fused["fused"]) if head is not None else fused["fused"]
+        if return_extras:
+            outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}}
+        else:
+            outputs = output
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.return_extras = bool(return_extras)
+        self._preprocessor = None
+
+    @property
+    def features(self):
+        """Feature names, sorted."""
+        return list(self.feature_encoders)
+
+    @property
+    def modalities(self):
+        """``{feature: modality}``."""
+        return {k: enc.modality for k, enc in self.feature_encoders.items()}
+
+    @property
+    def preprocessor(self):
+        """The :class:`MultimodalPreprocessor` mapping raw dicts to this model's inputs."""
+        if self._preprocessor is None:
+            self._preprocessor = MultimodalPreprocessor(
+                {k: enc.build_preprocessor(k) for k, enc in self.feature_encoders.items()}
+            )
+        return self._preprocessor
+
+    def extras_model(self):
+        """A model sharing these weights that also outputs the fusion's extras.
+
+        Example:
+            >>> weights = model.extras_model().predict(batch)["modality_weights"]
+        """
+        if self.return_extras:
+            return self
+        return MultimodalModel(self.feature_encoders, self.fusion, self.head, return_extras=True, name=f"{self.name}_extras")
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """``keras.Model.compile`` whose loss and metrics default to the head's.
+
+        Example:
+            >>> model.compile()                      # head defaults, Adam
+            >>> model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=["accuracy"])
+        """
+        if loss is None and self.head is not None:
+            loss = self.head.default_loss
+            if self.return_extras:
+                loss = {"output": loss}
+        if metrics is None and self.head is not None:
+            metrics = list(self.head.default_metrics)
+            if self.return_extras:
+                metrics = {"output": metrics}
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Our compile only fills defaults, so the stored config replays exactly.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoders": {k: keras.layers.serialize(v) for k, v in self.feature_encoders.items()},
+            "fusion": keras.layers.serialize(self.fusion),
+            "head": None if self.head is None else keras.layers.serialize(self.head),
+            "return_extras": self.return_extras,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoders"] = {k: keras.layers.deserialize(v) for k, v in config["encoders"].items()}
+        config["fusion"] = keras.layers.deserialize(config["fusion"])
+        if config.get("head") is not None:
+            config["head"] = keras.layers.deserialize(config["head"])
+        return cls(**config)

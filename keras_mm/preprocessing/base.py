@@ -1,0 +1,38 @@
+"""The contract every per-feature preprocessor follows."""
+
+import tensorflow as tf
+
+
+class FeaturePreprocessor:
+    """Maps one feature's raw values to the numeric inputs of its encoder.
+
+    Subclasses implement :meth:`process_batch` in pure TensorFlow ops so the
+    same code runs inside ``tf.data.Dataset.map`` (training) and inside the
+    exported serving signature. ``process_batch`` takes a batch (leading batch
+    dimension) and returns a dict of numeric tensors keyed by model input name.
+
+    Attributes:
+        feature: the feature name (a key of ``build_model(encoders=...)``).
+        example_rank: rank of one raw example (0 for a string, 1 for a waveform).
+        raw_spec: ``tf.TensorSpec`` of a raw batch, used for serving signatures.
+    """
+
+    example_rank = 0
+    raw_dtype = tf.string
+
+    def __init__(self, feature):
+        self.feature = feature
+
+    @property
+    def raw_spec(self):
+        shape = [None] * (self.example_rank + 1)
+        return tf.TensorSpec(shape, self.raw_dtype, name=self.feature)
+
+    def input_name(self, suffix=""):
+        return f"{self.feature}_{suffix}" if suffix else self.feature
+
+    def process_batch(self, raw):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"feature": self.feature}

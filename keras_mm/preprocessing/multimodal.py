@@ -1,0 +1,67 @@
+"""The model-level preprocessor: raw dict -> numeric input dict."""
+
+import tensorflow as tf
+
+
+class MultimodalPreprocessor:
+    """Applies each feature's preprocessor; usable in ``tf.data`` and in serving.
+
+    Accepts one example (``{"image": scalar bytes, "text": scalar string,
+    "audio": [N] float}``) or a batch of them, and optionally labels and sample
+    weights, which pass through unchanged. Obtain it as ``model.preprocessor``.
+
+    Example:
+        >>> ds = tf.data.Dataset.from_tensor_slices(({"image": jpegs, "text": texts}, labels))
+        >>> ds = ds.map(model.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).batch(32)
+        >>> model.fit(ds)
+    """
+
+    def __init__(self, feature_preprocessors):
+        self.feature_preprocessors = dict(sorted(feature_preprocessors.items()))
+
+    @property
+    def features(self):
+        return list(self.feature_preprocessors)
+
+    @property
+    def raw_signature(self):
+        """``{feature: tf.TensorSpec}`` of a raw batch (for serving signatures)."""
+        return {name: pre.raw_spec for name, pre in self.feature_preprocessors.items()}
+
+    def _check_features(self, x):
+        if not isinstance(x, dict):
+            raise ValueError(
+                f"The preprocessor expects a dict keyed by feature name ({', '.join(self.features)}), got {type(x).__name__}."
+            )
+        missing = [f for f in self.features if f not in x]
+        unknown = [k for k in x if k not in self.feature_preprocessors]
+        if missing or unknown:
+            raise ValueError(
+                f"Raw input keys {sorted(x)} do not match the model's features {self.features}"
+                + (f"; missing: {missing}" if missing else "")
+                + (f"; unknown: {unknown}" if unknown else "")
+            )
+
+    def process_batch(self, x):
+        """Batched raw dict -> batched numeric dict."""
+        self._check_features(x)
+        out = {}
+        for name, pre in self.feature_preprocessors.items():
+            out.update(pre.process_batch(x[name]))
+        return out
+
+    def __call__(self, x, y=None, sample_weight=None):
+        self._check_features(x)
+        first = next(iter(self.feature_preprocessors.values()))
+        value = tf.convert_to_tensor(x[first.feature]) if not isinstance(x[first.feature], tf.RaggedTensor) else x[first.feature]
+        single = value.shape.rank == first.example_rank
+        if single:
+            batched = {k: tf.expand_dims(tf.convert_to_tensor(v), 0) for k, v in x.items()}
+            out = {k: tf.squeeze(v, 0) for k, v in self.process_batch(batched).items()}
+        else:
+            out = self.process_batch(x)
+        if y is None and sample_weight is None:
+            return out
+        if sample_weight is None:
+            return out, y
+        return out, y, sample_weight

@@ -1,0 +1,184 @@
+"""Text tokenization shared by training and serving.
+
+``BertTextPreprocessor`` reproduces the Hugging Face BERT fast tokenizer
+(``tokenizers`` ``BertNormalizer`` + ``BertPreTokenizer`` + WordPiece +
+``[CLS] ... [SEP]`` template) in TensorFlow ops: keras-hub's tokenizer alone
+differs on accents, control/format characters and NFKC case folding, so a
+normaliser with the HF rules runs first and keras-hub does the splitting and
+the WordPiece lookup.
+"""
+
+import os
+
+import keras
+import keras_hub
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from keras_mm.preprocessing.base import FeaturePreprocessor
+
+# HF BertNormalizer.clean_text drops NUL, U+FFFD and "other" characters (Cc, Cf,
+# Co) except \t \n \r, which become spaces like every other whitespace.
+_CONTROL_CHARS = r"[\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{9f}\p{Cf}\p{Co}\x{fffd}]"
+_WHITESPACE_CHARS = r"[\t\n\r\p{Z}]"
+
+
+def normalize_bert_text(texts, lowercase=True):
+    """Apply Hugging Face's ``BertNormalizer`` rules to a string tensor.
+
+    Invalid UTF-8 is repaired first (bad bytes become U+FFFD, then dropped), so
+    a malformed string never fails the batch.
+
+    Example:
+        >>> normalize_bert_text(tf.constant(["Héllo\\u200bWörld"])).numpy()
+        array([b'helloworld'], dtype=object)
+    """
+    texts = tf.strings.unicode_transcode(
+        texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    texts = tf.strings.regex_replace(texts, _CONTROL_CHARS, "")
+    texts = tf.strings.regex_replace(texts, _WHITESPACE_CHARS, " ")
+    if lowercase:
+        # HF strips accents whenever it lower-cases (strip_accents defaults to lowercase).
+        texts = tf_text.normalize_utf8(texts, "NFD")
+        texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    return texts
+
+
+def read_vocabulary(path):
+    """Read a WordPiece ``vocab.txt`` (one token per line) into a list.
+
+    Example:
+        >>> vocab = read_vocabulary("/models/bert/vocab.txt")
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"Vocabulary file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").rstrip("\r") for line in f]
+
+
+class BertTextPreprocessor(FeaturePreprocessor):
+    """UTF-8 strings -> BERT ``token_ids`` / ``segment_ids`` / ``padding_mask``.
+
+    Token ids are identical to the Hugging Face fast tokenizer built from the
+    same vocabulary (``BertTokenizerFast(..., do_lower_case=lowercase)``) with
+    ``truncation=True, max_length=sequence_length, padding="max_length"``.
+
+    Args:
+        feature: feature name; inputs are ``<feature>_token_ids`` etc.
+        vocabulary: list of WordPiece tokens (must contain [CLS], [SEP], [PAD], [UNK]).
+        sequence_length: padded length including [CLS] and [SEP].
+        lowercase: uncased model (lower-case and strip accents).
+
+    Example:
+        >>> pre = BertTextPreprocessor("caption", vocab, sequence_length=16)
+        >>> pre.process_batch(tf.constant(["a dog"]))["caption_token_ids"].shape
+        TensorShape([1, 16])
+    """
+
+    example_rank = 0
+
+    def __init__(self, feature, vocabulary, sequence_length=128, lowercase=True):
+        super().__init__(feature)
+        for token in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"):
+            if token not in vocabulary:
+                raise ValueError(f"The vocabulary of feature {feature!r} has no {token} token.")
+        if sequence_length < 2:
+            raise ValueError(f"sequence_length={sequence_length} must be >= 2 ([CLS] and [SEP]).")
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self.lowercase = bool(lowercase)
+        self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=self.vocabulary,
+            lowercase=False,
+            strip_accents=False,
+            split=True,
+            split_on_cjk=True,
+            suffix_indicator="##",
+            oov_token="[UNK]",
+            dtype="int32",
+        )
+        self.packer = keras_hub.layers.StartEndPacker(
+            sequence_length=self.sequence_length,
+            start_value=self.vocabulary.index("[CLS]"),
+            end_value=self.vocabulary.index("[SEP]"),
+            pad_value=self.vocabulary.index("[PAD]"),
+            return_padding_mask=True,
+        )
+
+    def tokenize(self, texts):
+        """Ragged WordPiece ids without special tokens."""
+        return self.tokenizer(normalize_bert_text(texts, self.lowercase))
+
+    def process_batch(self, raw):
+        token_ids, padding_mask = self.packer(self.tokenize(raw))
+        token_ids = tf.cast(token_ids, tf.int32)
+        return {
+            self.input_name("token_ids"): token_ids,
+            self.input_name("segment_ids"): tf.zeros_like(token_ids),
+            self.input_name("padding_mask"): tf.cast(padding_mask, tf.int32),
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "sequence_length": self.sequence_length,
+            "lowercase": self.lowercase,
+            "vocabulary_size": len(self.vocabulary),
+        }
+
+
+class VocabularyTextPreprocessor(FeaturePreprocessor):
+    """Word-level tokenization with ``keras.layers.TextVectorization``.
+
+    Lower-cases, strips punctuation, splits on whitespace and maps words to ids
+    of a fixed vocabulary (0 = padding, 1 = out-of-vocabulary).
+
+    Example:
+        >>> pre = VocabularyTextPreprocessor("review", ["good", "bad"], sequence_length=8)
+        >>> pre.process_batch(tf.constant(["Good film"]))["review_token_ids"].numpy()
+        array([[2, 1, 0, 0, 0, 0, 0, 0]])
+    """
+
+    example_rank = 0
+
+    def __init__(self, feature, vocabulary, sequence_length=64):
+        super().__init__(feature)
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self.vectorizer = keras.layers.TextVectorization(
+            standardize="lower_and_strip_punctuation",
+            split="whitespace",
+            output_mode="int",
+            output_sequence_length=self.sequence_length,
+            vocabulary=self.vocabulary,
+        )
+
+    def process_batch(self, raw):
+        raw = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
+        token_ids = tf.cast(self.vectorizer(raw), tf.int32)
+        return {
+            self.input_name("token_ids"): token_ids,
+            self.input_name("padding_mask"): tf.cast(token_ids != 0, tf.int32),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}
+
+
+def build_vocabulary(texts, max_tokens=20000):
+    """Learn a word vocabulary from an iterable of strings (for the ``lstm`` encoder).
+
+    Returns the list of words, most frequent first, without the padding and
+    OOV entries (TextVectorization adds those).
+
+    Example:
+        >>> build_vocabulary(["a good film", "a bad film"], max_tokens=10)
+        ['film', 'a', 'good', 'bad']
+    """
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens, standardize="lower_and_strip_punctuation", split="whitespace"
+    )
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(256))
+    return [w for w in vectorizer.get_vocabulary() if w not in ("", "[UNK]")]
