@@ -28,6 +28,8 @@ class Encoder(keras.layers.Layer):
     """
 
     modality = None
+    #: small constructor kwargs used by registry-wide tests and docs.
+    example_config = {}
 
     def input_signature(self):
         raise NotImplementedError

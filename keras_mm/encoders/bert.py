@@ -124,6 +124,10 @@ class BertEncoder(Encoder):
     """
 
     modality = "text"
+    example_config = {
+        "vocabulary": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "the", "dog", "cat", "sat", "on", "mat", "##s", "."],
+        "sequence_length": 8, "num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16,
+    }
 
     def __init__(
         self,

@@ -131,6 +131,7 @@ class MobileNetV2Encoder(KerasApplicationEncoder):
 
     application = staticmethod(keras.applications.MobileNetV2)
     application_name = "MobileNetV2"
+    example_config = {"image_size": 32, "alpha": 0.35}
 
     def __init__(self, alpha=1.0, **kwargs):
         self.alpha = float(alpha)
@@ -167,6 +168,7 @@ class VGG16Encoder(KerasApplicationEncoder):
 
     application = staticmethod(keras.applications.VGG16)
     application_name = "VGG16"
+    example_config = {"image_size": 32}
     _BGR_MEAN = (103.939, 116.779, 123.68)
 
     def normalize(self, pixels):

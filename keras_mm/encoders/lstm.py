@@ -31,6 +31,7 @@ class LSTMEncoder(Encoder):
     """
 
     modality = "text"
+    example_config = {"vocabulary": ["the", "dog", "cat", "sat"], "sequence_length": 6, "embedding_dim": 8, "units": 4}
 
     def __init__(
         self,

@@ -22,6 +22,8 @@ class MFCCCNNEncoder(MFCCEncoder):
         TensorShape([2, 64])
     """
 
+    example_config = {"num_samples": 4000, "filters": [8, 8]}
+
     def __init__(self, filters=(64, 128, 128), kernel_size=5, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         if not filters:

@@ -21,6 +21,8 @@ class MFCCGRUEncoder(MFCCEncoder):
         TensorShape([2, 64])
     """
 
+    example_config = {"num_samples": 4000, "units": 8}
+
     def __init__(self, units=128, bidirectional=True, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)

@@ -23,6 +23,7 @@ class SmallCNNEncoder(Encoder):
     """
 
     modality = "image"
+    example_config = {"image_size": 16, "filters": [4, 8]}
 
     def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, **kwargs):
         super().__init__(**kwargs)

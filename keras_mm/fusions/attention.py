@@ -30,6 +30,7 @@ class AttentionFusion(Fusion):
     """
 
     extra_outputs = ("modality_weights",)
+    example_config = {"projection_dim": 8}
 
     def __init__(self, projection_dim=256, attention_dim=None, dropout=0.0, **kwargs):
         super().__init__(**kwargs)

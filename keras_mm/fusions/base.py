@@ -21,6 +21,8 @@ class Fusion(keras.layers.Layer):
 
     #: names of the extra outputs this fusion returns besides "fused".
     extra_outputs = ()
+    #: small constructor kwargs used by registry-wide tests and docs.
+    example_config = {}
 
     def build(self, input_shape):
         self.input_dims = {k: int(input_shape[k][-1]) for k in sorted(input_shape)}

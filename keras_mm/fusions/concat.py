@@ -23,6 +23,8 @@ class ConcatFusion(Fusion):
         TensorShape([2, 128])
     """
 
+    example_config = {"projection_dim": 8}
+
     def __init__(self, projection_dim=None, activation="relu", dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         if projection_dim is not None and int(projection_dim) < 1:

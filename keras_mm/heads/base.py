@@ -19,6 +19,8 @@ class Head(keras.layers.Layer):
     requires_num_classes = False
     default_loss = None
     default_metrics = ()
+    #: small constructor kwargs used by registry-wide tests and docs.
+    example_config = {}
 
     def __init__(self, num_outputs, hidden_dims=(), dropout=0.0, **kwargs):
         super().__init__(**kwargs)

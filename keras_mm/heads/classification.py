@@ -17,6 +17,7 @@ class ClassificationHead(Head):
 
     activation = "softmax"
     requires_num_classes = True
+    example_config = {"num_classes": 3}
     default_loss = "sparse_categorical_crossentropy"
     default_metrics = ("sparse_categorical_accuracy",)
 

@@ -14,6 +14,7 @@ class MultilabelHead(Head):
 
     activation = "sigmoid"
     requires_num_classes = True
+    example_config = {"num_classes": 3}
     default_loss = "binary_crossentropy"
     default_metrics = ("binary_accuracy",)
 

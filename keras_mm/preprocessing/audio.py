@@ -1,5 +1,6 @@
 """Waveform preparation shared by training and serving."""
 
+import numpy as np
 import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
@@ -43,6 +44,13 @@ class WaveformPreprocessor(FeaturePreprocessor):
 
     def process_batch(self, raw):
         return {self.feature: fit_waveforms(raw, self.num_samples)}
+
+    def example_raw(self, batch_size, seed=0):
+        rng = np.random.default_rng(seed)
+        t = np.arange(self.num_samples) / 16000.0
+        return np.stack(
+            [0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t) + rng.normal(0, 0.01, t.shape) for i in range(batch_size)]
+        ).astype("float32")
 
     def get_config(self):
         return {**super().get_config(), "num_samples": self.num_samples}

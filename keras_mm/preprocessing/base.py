@@ -34,5 +34,9 @@ class FeaturePreprocessor:
     def process_batch(self, raw):
         raise NotImplementedError
 
+    def example_raw(self, batch_size, seed=0):
+        """A batch of valid raw values (numpy), for tests, docs and warm-up requests."""
+        raise NotImplementedError
+
     def get_config(self):
         return {"feature": self.feature}

@@ -1,5 +1,6 @@
 """Image decoding and resizing shared by training and serving."""
 
+import numpy as np
 import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
@@ -61,6 +62,15 @@ class ImagePreprocessor(FeaturePreprocessor):
 
     def process_batch(self, raw):
         return {self.feature: decode_and_resize_images(raw, self.image_size)}
+
+    def example_raw(self, batch_size, seed=0):
+        rng = np.random.default_rng(seed)
+        out = []
+        for i in range(batch_size):
+            pixels = rng.integers(0, 256, size=(24 + 8 * (i % 3), 32, 3), dtype=np.uint8)
+            encode = tf.io.encode_png if i % 2 else tf.io.encode_jpeg
+            out.append(encode(pixels).numpy())
+        return np.array(out, dtype=object)
 
     def get_config(self):
         return {**super().get_config(), "image_size": list(self.image_size)}

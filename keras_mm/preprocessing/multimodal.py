@@ -28,6 +28,15 @@ class MultimodalPreprocessor:
         """``{feature: tf.TensorSpec}`` of a raw batch (for serving signatures)."""
         return {name: pre.raw_spec for name, pre in self.feature_preprocessors.items()}
 
+    def example_raw(self, batch_size, seed=0):
+        """A raw batch ``{feature: numpy values}`` of valid samples, e.g. for a smoke test.
+
+        Example:
+            >>> raw = model.preprocessor.example_raw(4)
+            >>> model.predict(model.preprocessor.process_batch(raw))
+        """
+        return {name: pre.example_raw(batch_size, seed) for name, pre in self.feature_preprocessors.items()}
+
     def _check_features(self, x):
         if not isinstance(x, dict):
             raise ValueError(

@@ -12,6 +12,7 @@ import os
 
 import keras
 import keras_hub
+import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
@@ -56,6 +57,13 @@ def read_vocabulary(path):
         raise ValueError(f"Vocabulary file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n").rstrip("\r") for line in f]
+
+
+_EXAMPLE_TEXTS = ("a dog sat on the mat.", "The cats!", "", "Héllo wörld", "the the the dog")
+
+
+def _example_texts(batch_size):
+    return np.array([_EXAMPLE_TEXTS[i % len(_EXAMPLE_TEXTS)] for i in range(batch_size)], dtype=object)
 
 
 class BertTextPreprocessor(FeaturePreprocessor):
@@ -120,6 +128,9 @@ class BertTextPreprocessor(FeaturePreprocessor):
             self.input_name("padding_mask"): tf.cast(padding_mask, tf.int32),
         }
 
+    def example_raw(self, batch_size, seed=0):
+        return _example_texts(batch_size)
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -162,6 +173,9 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
             self.input_name("token_ids"): token_ids,
             self.input_name("padding_mask"): tf.cast(token_ids != 0, tf.int32),
         }
+
+    def example_raw(self, batch_size, seed=0):
+        return _example_texts(batch_size)
 
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length}

@@ -1,0 +1,138 @@
+"""Reusable assertions for keras_mm components (public: test your own encoders with them).
+
+Example:
+    >>> from keras_mm import testing
+    >>> testing.run_encoder_test(MyEncoder, {"units": 8})
+    >>> testing.run_fusion_test(MyFusion, {}, input_dims={"image": 6, "text": 4})
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+
+def _to_numpy(x):
+    if isinstance(x, dict):
+        return {k: _to_numpy(v) for k, v in x.items()}
+    return keras.ops.convert_to_numpy(x)
+
+
+def assert_allclose_nested(actual, expected, atol=1e-6, rtol=0.0):
+    """``np.testing.assert_allclose`` over equal dicts of arrays (or two arrays)."""
+    actual, expected = _to_numpy(actual), _to_numpy(expected)
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), f"keys differ: {sorted(actual)} vs {sorted(expected)}"
+        for key in expected:
+            np.testing.assert_allclose(actual[key], expected[key], atol=atol, rtol=rtol, err_msg=key)
+    else:
+        np.testing.assert_allclose(actual, expected, atol=atol, rtol=rtol)
+
+
+def random_numeric_inputs(encoder, batch_size=2, seed=0):
+    """Random inputs matching ``encoder.input_signature()`` (valid ids, 0..255 pixels)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for suffix, (shape, dtype) in encoder.input_signature().items():
+        full = (batch_size, *shape)
+        if "int" in dtype:
+            high = 2 if suffix in ("padding_mask", "segment_ids") else 4
+            value = rng.integers(0, high, size=full).astype(dtype)
+            if suffix == "padding_mask":
+                value[:, 0] = 1
+        else:
+            value = (rng.uniform(0, 255, size=full) if encoder.modality == "image" else rng.normal(0, 0.1, size=full))
+            value = value.astype(dtype)
+        inputs[suffix] = value
+    return inputs
+
+
+def run_encoder_test(cls, init_kwargs, batch_size=2):
+    """Check an encoder class end to end.
+
+    Builds it, calls it on random numeric inputs (shape ``[batch, output_dim]``,
+    finite values), checks that its preprocessor turns valid raw values into
+    exactly the inputs it declares, and that ``from_config(get_config())``
+    with copied weights gives the same outputs.
+
+    Example:
+        >>> run_encoder_test(keras_mm.encoders.SmallCNNEncoder, {"image_size": 16})
+    """
+    encoder = cls(**init_kwargs)
+    assert encoder.modality in ("image", "text", "audio"), f"{cls.__name__}.modality={encoder.modality!r}"
+    inputs = random_numeric_inputs(encoder, batch_size)
+    outputs = keras.ops.convert_to_numpy(encoder(inputs))
+    assert outputs.shape == (batch_size, encoder.output_dim), (outputs.shape, encoder.output_dim)
+    assert np.all(np.isfinite(outputs)), "encoder produced non-finite values"
+
+    preprocessor = encoder.build_preprocessor("feature")
+    numeric = preprocessor.process_batch(preprocessor.example_raw(batch_size))
+    expected_names = {preprocessor.input_name(s) for s in encoder.input_signature()}
+    assert set(numeric) == expected_names, (set(numeric), expected_names)
+    for suffix, (shape, dtype) in encoder.input_signature().items():
+        value = numeric[preprocessor.input_name(suffix)]
+        assert tuple(value.shape) == (batch_size, *shape), (suffix, value.shape, shape)
+        assert value.dtype.name == dtype, (suffix, value.dtype, dtype)
+
+    restored = cls.from_config(encoder.get_config())
+    restored(inputs)
+    restored.set_weights(encoder.get_weights())
+    assert_allclose_nested(restored(inputs), outputs, atol=1e-5)
+    return encoder
+
+
+def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
+    """Check a fusion class: output keys and shapes, ``output_dim``, config round trip.
+
+    Example:
+        >>> run_fusion_test(keras_mm.fusions.ConcatFusion, {}, {"a": 4, "b": 3})
+    """
+    input_dims = input_dims or {"audio": 5, "image": 7, "text": 3}
+    rng = np.random.default_rng(0)
+    features = {k: rng.normal(size=(batch_size, d)).astype("float32") for k, d in input_dims.items()}
+    fusion = cls(**init_kwargs)
+    out = fusion(features)
+    assert isinstance(out, dict) and "fused" in out, "a fusion returns a dict with a 'fused' entry"
+    assert set(out) == {"fused", *fusion.extra_outputs}, (set(out), fusion.extra_outputs)
+    assert tuple(out["fused"].shape) == (batch_size, fusion.output_dim)
+    assert fusion.output_dim == fusion.compute_output_dim(input_dims)
+    if "modality_weights" in out:
+        weights = keras.ops.convert_to_numpy(out["modality_weights"])
+        assert weights.shape == (batch_size, len(input_dims))
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+    restored = cls.from_config(fusion.get_config())
+    restored(features)
+    restored.set_weights(fusion.get_weights())
+    assert_allclose_nested(restored(features), out, atol=1e-5)
+    return fusion
+
+
+def run_serialization_test(model, inputs, atol=1e-6):
+    """Save ``model`` as ``.keras``, reload with ``safe_mode=True``, compare predictions and configs.
+
+    Also asserts that no ``Lambda`` layer is present (they do not load safely).
+
+    Example:
+        >>> run_serialization_test(model, model.preprocessor.process_batch(raw))
+    """
+    def walk(layer):
+        yield layer
+        for sub in getattr(layer, "_layers", []) or []:
+            yield from walk(sub)
+
+    lambdas = [layer.name for layer in walk(model) if isinstance(layer, keras.layers.Lambda)]
+    assert not lambdas, f"Lambda layers do not reload with safe_mode=True: {lambdas}"
+    expected = model.predict(inputs, verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        restored = keras.models.load_model(path, safe_mode=True)
+    assert type(restored) is type(model)
+    def as_json(config):
+        return json.loads(json.dumps(config, default=str))
+
+    assert as_json(restored.get_config()) == as_json(model.get_config())
+    assert_allclose_nested(restored.predict(inputs, verbose=0), expected, atol=atol)
+    return restored

@@ -1,0 +1,73 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_mm
+from keras_mm.encoders import MobileNetV2Encoder, VGG16Encoder, load_pretrained_weights
+
+
+def _pixels(size, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, size=(2, size, size, 3)).astype("float32")
+
+
+def test_weights_file_round_trip(tmp_path):
+    source = MobileNetV2Encoder(image_size=32, alpha=0.35)
+    path = str(tmp_path / "mnv2_notop.weights.h5")
+    source.backbone.save_weights(path)
+    loaded = MobileNetV2Encoder(image_size=32, alpha=0.35, weights=path)
+    x = {"": _pixels(32)}
+    np.testing.assert_allclose(loaded(x).numpy(), source(x).numpy(), atol=1e-6)
+    assert loaded.get_config()["weights"] is None  # the saved model carries the weights
+
+
+def test_full_model_file_is_matched_by_layer_name(tmp_path):
+    """A fine-tuned classifier saved as .keras (backbone + new top) feeds our backbone."""
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35, pooling="avg")
+    classifier = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Dense(3)])
+    path = str(tmp_path / "classifier.keras")
+    classifier.save(path)
+    encoder = MobileNetV2Encoder(image_size=32, alpha=0.35)
+    loaded = load_pretrained_weights(encoder.backbone, path)
+    assert loaded > 50
+    x = _pixels(32)
+    np.testing.assert_allclose(encoder({"": x}).numpy(), base(x / 127.5 - 1.0).numpy(), atol=1e-5)
+
+
+def test_unrelated_file_is_rejected(tmp_path):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="zzz")])
+    path = str(tmp_path / "other.keras")
+    other.save(path)
+    with pytest.raises(ValueError, match="No layer of .* matches"):
+        MobileNetV2Encoder(image_size=32, alpha=0.35, weights=path)
+
+
+def test_fine_tune_last_n_and_frozen_backbone():
+    encoder = MobileNetV2Encoder(image_size=32, alpha=0.35, fine_tune_last_n=3)
+    weighted = [layer for layer in encoder.backbone.layers if layer.weights]
+    assert [layer.trainable for layer in weighted[-3:]] == [True] * 3
+    assert not any(layer.trainable for layer in weighted[:-3])
+    frozen = keras_mm.build_model(encoders={"image": {"name": "mobilenet_v2", "image_size": 32, "alpha": 0.35, "trainable": False}}, num_classes=2)
+    assert frozen.feature_encoders["image"].trainable_weights == []
+    with pytest.raises(ValueError, match="fine_tune_last_n=999 must be between 0 and"):
+        MobileNetV2Encoder(image_size=32, alpha=0.35, fine_tune_last_n=999)
+
+
+def test_vgg16_caffe_normalisation_inside_the_model():
+    encoder = VGG16Encoder(image_size=32)
+    x = _pixels(32)
+    expected = encoder.backbone(keras.applications.vgg16.preprocess_input(x.copy()))
+    np.testing.assert_allclose(encoder({"": x}).numpy(), expected.numpy(), atol=1e-4)
+    assert encoder.output_dim == 512
+
+
+def test_mobilenet_normalisation_matches_keras_applications():
+    encoder = MobileNetV2Encoder(image_size=32, alpha=0.35)
+    x = _pixels(32)
+    expected = encoder.backbone(keras.applications.mobilenet_v2.preprocess_input(x.copy()))
+    np.testing.assert_allclose(encoder({"": x}).numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_image_size_and_pooling_are_configurable():
+    encoder = MobileNetV2Encoder(image_size=(48, 64), alpha=0.35, pooling="max")
+    assert encoder.input_signature() == {"": ((48, 64, 3), "float32")}
+    assert encoder({"": np.zeros((1, 48, 64, 3), "float32")}).shape == (1, encoder.output_dim)

@@ -1,0 +1,101 @@
+import glob
+import os
+
+import librosa
+import numpy as np
+import pytest
+
+import keras_mm
+from keras_mm.layers import MFCC, slaney_mel_filterbank
+
+SR = 16000
+SETTINGS = dict(n_mfcc=40, n_fft=512, hop_length=160, n_mels=64)
+
+
+def librosa_mfcc(clip, sr=SR, **settings):
+    return librosa.feature.mfcc(y=clip.astype("float32"), sr=sr, **settings).T
+
+
+def synthetic_clips(n_samples=SR):
+    rng = np.random.default_rng(0)
+    t = np.arange(n_samples) / SR
+    return [
+        0.5 * np.sin(2 * np.pi * 440 * t),
+        rng.normal(0, 0.1, n_samples),
+        0.3 * np.sin(2 * np.pi * (200 + 3000 * t) * t),
+        np.concatenate([np.zeros(n_samples // 2), 0.8 * np.sign(np.sin(2 * np.pi * 97 * t[: n_samples - n_samples // 2]))]),
+        1e-4 * rng.normal(size=n_samples),  # near-silence: exercises the 1e-10 floor and top_db
+    ]
+
+
+def speech_clips():
+    """Real recorded speech: Debian asterisk-core-sounds-en-wav (8 kHz), installed by `make test`."""
+    roots = [os.environ.get("KERAS_MM_DATA", ".data"), "/usr/share/asterisk/sounds"]
+    files = []
+    for root in roots:
+        files += sorted(glob.glob(os.path.join(root, "**", "en_US_f_Allison", "digits", "*.wav"), recursive=True))
+    if not files:
+        pytest.skip("no recorded speech found: run `make data` (Debian asterisk-core-sounds-en-wav)")
+    clips = []
+    for path in files[:10]:
+        audio, _ = librosa.load(path, sr=SR)
+        clips.append(np.pad(audio, (0, max(0, SR - len(audio))))[:SR])
+    return clips
+
+
+def test_filterbank_matches_librosa():
+    for sr, n_fft, n_mels in [(16000, 512, 64), (22050, 2048, 128), (8000, 256, 40)]:
+        ours = slaney_mel_filterbank(sr, n_fft, n_mels)
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        np.testing.assert_allclose(ours, ref, atol=1e-7)
+
+
+def test_parity_with_librosa_on_synthetic_clips():
+    clips = synthetic_clips()
+    out = MFCC(sample_rate=SR, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
+    worst = max(np.abs(out[i] - librosa_mfcc(c, **SETTINGS)).max() for i, c in enumerate(clips))
+    assert worst <= 1e-3, worst
+
+
+def test_parity_with_librosa_on_recorded_speech():
+    clips = speech_clips()
+    out = MFCC(sample_rate=SR, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
+    worst = max(np.abs(out[i] - librosa_mfcc(c, **SETTINGS)).max() for i, c in enumerate(clips))
+    assert worst <= 1e-3, worst
+
+
+@pytest.mark.parametrize("settings", [dict(n_mfcc=13, n_fft=400, hop_length=100, n_mels=40), dict(n_mfcc=20, n_fft=1024, hop_length=256, n_mels=128, fmin=50.0, fmax=7000.0)])
+def test_parity_with_other_settings(settings):
+    clip = synthetic_clips(12345)[2]
+    out = MFCC(sample_rate=SR, **settings)(clip[None].astype("float32")).numpy()[0]
+    ref = librosa_mfcc(clip, **settings)
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() <= 1e-3
+
+
+def test_output_shape_is_time_major_and_batch_independent():
+    layer = MFCC(sample_rate=SR, **SETTINGS)
+    clips = np.stack(synthetic_clips()).astype("float32")
+    batched = layer(clips).numpy()
+    assert batched.shape == (5, 1 + SR // 160, 40)
+    assert layer.compute_output_shape((None, SR)) == (None, 101, 40)
+    single = layer(clips[2:3]).numpy()
+    np.testing.assert_allclose(single[0], batched[2], atol=1e-4)
+
+
+def test_config_round_trip_and_float32_under_mixed_precision():
+    import keras
+
+    layer = MFCC(sample_rate=8000, n_mfcc=13, n_mels=40, top_db=None)
+    clone = MFCC.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mp_layer = MFCC()
+        assert mp_layer(np.zeros((1, 1600), "float32")).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_public_alias():
+    assert keras_mm.layers.MFCC is MFCC

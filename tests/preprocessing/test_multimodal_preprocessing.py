@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mm
+from tests.conftest import tiny_encoders
+
+
+@pytest.fixture(scope="module")
+def model():
+    return keras_mm.build_model(encoders=tiny_encoders(), fusion="attention", num_classes=3)
+
+
+def test_raw_batch_gives_exactly_the_model_inputs(model):
+    numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(3))
+    assert set(numeric) == set(model.input)
+    for name, tensor in numeric.items():
+        assert tuple(tensor.shape[1:]) == tuple(model.input[name].shape[1:]), name
+        assert tensor.dtype.name == model.input[name].dtype, name
+
+
+def test_tf_data_map_on_single_examples_with_labels(model):
+    raw = model.preprocessor.example_raw(6)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    ds = tf.data.Dataset.from_tensor_slices((raw, labels)).map(model.preprocessor).batch(3)
+    x, y = next(iter(ds))
+    np.testing.assert_array_equal(y.numpy(), labels[:3])
+    expected = model.preprocessor.process_batch({k: v[:3] for k, v in raw.items()})
+    for name in expected:
+        np.testing.assert_allclose(x[name].numpy(), expected[name].numpy(), atol=1e-4, err_msg=name)
+    model.compile()
+    model.fit(ds, epochs=1, verbose=0)
+
+
+def test_variable_length_audio_per_example(model):
+    raw = model.preprocessor.example_raw(2)
+    def gen():
+        for n in (1000, 6000):
+            yield {"image": raw["image"][0], "text": "a dog", "audio": np.ones(n, "float32")}
+    signature = {k: tf.TensorSpec(s.shape[1:], s.dtype) for k, s in model.preprocessor.raw_signature.items()}
+    ds = tf.data.Dataset.from_generator(gen, output_signature=signature).map(model.preprocessor).batch(2)
+    batch = next(iter(ds))
+    assert batch["audio"].shape == (2, 4000)
+    np.testing.assert_array_equal(batch["audio"].numpy()[0, 1000:], 0.0)
+
+
+def test_wrong_keys_are_named(model):
+    raw = model.preprocessor.example_raw(2)
+    del raw["audio"]
+    raw["video"] = raw["image"]
+    with pytest.raises(ValueError, match=r"missing: \['audio'\]; unknown: \['video'\]"):
+        model.preprocessor.process_batch(raw)
