@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_mm import encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
+from keras_mm import data, datasets, encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.models import MultimodalModel, build_model  # noqa: E402
 from keras_mm.registry import (  # noqa: E402
@@ -30,6 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ModelConfig",
+    "data",
+    "datasets",
     "MultimodalModel",
     "build_model",
     "encoders",

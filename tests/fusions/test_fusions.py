@@ -39,7 +39,7 @@ def test_attention_weights_can_learn_to_ignore_a_noise_modality():
     labels = rng.integers(0, 2, n)
     signal = (labels[:, None] * 2.0 - 1.0) + rng.normal(0, 0.3, (n, 4))
     noise = rng.normal(0, 1.0, (n, 4))
-    inp = {"signal": keras.Input((4,)), "noise": keras.Input((4,))}
+    inp = {"signal": keras.Input((4,), name="signal"), "noise": keras.Input((4,), name="noise")}
     fusion = AttentionFusion(projection_dim=8)
     out = fusion(inp)
     model = keras.Model(inp, {"y": keras.layers.Dense(1, activation="sigmoid")(out["fused"]), "w": out["modality_weights"]})

@@ -1,0 +1,5 @@
+"""Datasets: manifests of files and text -> ``tf.data``."""
+
+from keras_mm.data.manifest import Manifest, from_manifest, load_audio_file
+
+__all__ = ["Manifest", "from_manifest", "load_audio_file"]

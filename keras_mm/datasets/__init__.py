@@ -1,0 +1,17 @@
+"""Datasets that ship with keras_mm or install offline."""
+
+import os
+
+SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
+
+
+def sample_manifest_path():
+    """Path of the bundled sample manifest (digits: image + caption + spoken digit).
+
+    Example:
+        >>> ds = keras_mm.data.from_manifest(keras_mm.datasets.sample_manifest_path(), model=model)
+    """
+    return os.path.join(SAMPLE_DIR, "manifest.csv")
+
+
+__all__ = ["SAMPLE_DIR", "sample_manifest_path"]
