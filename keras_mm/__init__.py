@@ -15,7 +15,9 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_mm import data, datasets, encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
+from keras_mm import serving  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
+from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
 from keras_mm.models import MultimodalModel, build_model  # noqa: E402
 from keras_mm.registry import (  # noqa: E402
     list_encoders,
@@ -35,6 +37,8 @@ __all__ = [
     "MultimodalModel",
     "build_model",
     "encoders",
+    "export_saved_model",
+    "export_tflite",
     "fusions",
     "heads",
     "layers",
@@ -45,4 +49,6 @@ __all__ = [
     "register_encoder",
     "register_fusion",
     "register_head",
+    "serving",
+    "verify_export",
 ]

@@ -25,6 +25,7 @@ class ModelConfig:
         head: head name, dict, or ``None`` for an embedding model.
         num_classes: classes of the ``classification``/``multilabel`` head.
         return_extras: also output the fusion's extras (e.g. modality weights).
+        modality_dropout: per-sample probability of dropping each modality in training.
         name: the Keras model name.
 
     Example:
@@ -39,6 +40,7 @@ class ModelConfig:
     head: object = "classification"
     num_classes: int = None
     return_extras: bool = False
+    modality_dropout: float = 0.0
     name: str = "multimodal_model"
 
     def __post_init__(self):

@@ -69,12 +69,13 @@ def run_encoder_test(cls, init_kwargs, batch_size=2):
 
     preprocessor = encoder.build_preprocessor("feature")
     numeric = preprocessor.process_batch(preprocessor.example_raw(batch_size))
-    expected_names = {preprocessor.input_name(s) for s in encoder.input_signature()}
+    expected_names = {preprocessor.input_name(s) for s in encoder.input_signature()} | {preprocessor.presence_name}
     assert set(numeric) == expected_names, (set(numeric), expected_names)
     for suffix, (shape, dtype) in encoder.input_signature().items():
         value = numeric[preprocessor.input_name(suffix)]
         assert tuple(value.shape) == (batch_size, *shape), (suffix, value.shape, shape)
         assert value.dtype.name == dtype, (suffix, value.dtype, dtype)
+    np.testing.assert_array_equal(numeric[preprocessor.presence_name], 1.0)  # example_raw is valid data
 
     restored = cls.from_config(encoder.get_config())
     restored(inputs)
@@ -102,6 +103,18 @@ def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
         weights = keras.ops.convert_to_numpy(out["modality_weights"])
         assert weights.shape == (batch_size, len(input_dims))
         np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+    # A missing modality must not influence the output.
+    first = sorted(input_dims)[0]
+    presence = {k: np.ones(batch_size, "float32") for k in input_dims}
+    presence[first][0] = 0.0
+    perturbed = dict(features)
+    perturbed[first] = features[first].copy()
+    perturbed[first][0] += 100.0
+    assert_allclose_nested(fusion(perturbed, presence)["fused"][0], fusion(features, presence)["fused"][0], atol=1e-5)
+    if "modality_weights" in out:
+        masked_weights = keras.ops.convert_to_numpy(fusion(features, presence)["modality_weights"])
+        assert masked_weights[0, 0] == 0.0 and abs(masked_weights[0].sum() - 1.0) < 1e-5
+
     restored = cls.from_config(fusion.get_config())
     restored(features)
     restored.set_weights(fusion.get_weights())

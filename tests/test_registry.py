@@ -52,7 +52,8 @@ def test_custom_fusion_is_usable_by_name():
         def compute_output_dim(self, input_dims):
             return next(iter(input_dims.values()))
 
-        def call(self, features):
+        def call(self, features, presence=None):
+            features = self.masked_features(features, presence)
             return {"fused": sum(features[k] for k in sorted(features))}
 
     assert "test_sum" in keras_mm.list_fusions()

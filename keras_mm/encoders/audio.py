@@ -42,7 +42,7 @@ class MFCCEncoder(Encoder):
         return {"": ((self.num_samples,), "float32")}
 
     def build_preprocessor(self, feature):
-        return WaveformPreprocessor(feature, self.num_samples)
+        return WaveformPreprocessor(feature, self.num_samples, self.sample_rate)
 
     def features(self, inputs):
         x = self.mfcc_norm(self.mfcc(inputs[""]))

@@ -16,6 +16,8 @@ class AttentionFusion(Fusion):
     ``softmax(s)`` over features, output ``Σ_m w_m h_m``. The weights are
     returned as ``"modality_weights"`` ``[batch, num_features]`` (features in
     sorted order), so users can see which modality a prediction relied on.
+    Missing modalities (``presence`` 0) get weight 0 and the softmax is
+    renormalised over the present ones.
 
     Args:
         projection_dim: common size of the projected features (the output size).
@@ -55,11 +57,15 @@ class AttentionFusion(Fusion):
     def compute_output_dim(self, input_dims):
         return self.projection_dim
 
-    def call(self, features, training=None):
+    def call(self, features, presence=None, training=None):
         keys = sorted(features)
         projected = ops.stack([self.projections[k](features[k]) for k in keys], axis=1)  # [B, M, D]
-        scores = ops.squeeze(self.score_out(self.score_hidden(projected)), axis=-1)  # [B, M]
-        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        scores = ops.cast(ops.squeeze(self.score_out(self.score_hidden(projected)), axis=-1), "float32")  # [B, M]
+        present = self.presence_matrix(features, presence)
+        scores = ops.where(present > 0, scores, -1e9)
+        weights = ops.softmax(scores, axis=-1) * present
+        # all-missing samples get all-zero weights (and a zero fused vector)
+        weights = weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-9)
         fused = ops.sum(projected * ops.cast(ops.expand_dims(weights, -1), projected.dtype), axis=1)
         return {"fused": self.dropout_layer(fused, training=training), "modality_weights": weights}
 

@@ -1,15 +1,20 @@
 """Base class of all fusions."""
 
 import keras
+from keras import ops
 
 
 class Fusion(keras.layers.Layer):
     """Combines per-feature vectors into one representation.
 
-    Contract: ``call(features)`` takes a dict ``{feature: [batch, dim]}`` and
-    returns a dict with at least ``"fused"`` (``[batch, output_dim]``); fusions
-    may add named extras (e.g. ``"modality_weights"``) that ``build_model`` can
-    expose as model outputs. Features are always processed in sorted key order.
+    Contract: ``call(features, presence=None)`` takes a dict ``{feature:
+    [batch, dim]}`` and optionally ``{feature: [batch]}`` presence flags (1 =
+    present, 0 = missing for that sample), and returns a dict with at least
+    ``"fused"`` (``[batch, output_dim]``). A missing modality must not affect
+    the output (use :meth:`masked_features` / :meth:`presence_matrix`).
+    Fusions may add named extras (e.g. ``"modality_weights"``) that
+    ``build_model`` can expose as model outputs. Features are always processed
+    in sorted key order.
     ``output_dim`` is known once the layer is built; ``compute_output_dim``
     gives it from the input sizes before that.
 
@@ -29,6 +34,24 @@ class Fusion(keras.layers.Layer):
         if len(self.input_dims) < 1:
             raise ValueError(f"{type(self).__name__} needs at least one feature.")
         self.build_fusion(self.input_dims)
+
+    @staticmethod
+    def presence_matrix(features, presence):
+        """``[batch, num_features]`` float32 flags in sorted key order (all ones when ``presence`` is None)."""
+        keys = sorted(features)
+        if presence is None:
+            first = features[keys[0]]
+            return ops.ones((ops.shape(first)[0], len(keys)), "float32")
+        return ops.stack([ops.cast(ops.reshape(presence[k], (-1,)), "float32") for k in keys], axis=1)
+
+    @staticmethod
+    def masked_features(features, presence):
+        """Features with missing samples zeroed (so their values cannot leak into the output)."""
+        if presence is None:
+            return dict(features)
+        return {
+            k: features[k] * ops.cast(ops.reshape(presence[k], (-1, 1)), features[k].dtype) for k in features
+        }
 
     def build_fusion(self, input_dims):
         """Create sub-layers; ``input_dims`` is ``{feature: dim}``."""

@@ -47,13 +47,16 @@ class ConcatFusion(Fusion):
             return sum(input_dims.values())
         return self.projection_dim * len(input_dims)
 
-    def call(self, features, training=None):
+    def call(self, features, presence=None, training=None):
         parts = []
         for key in sorted(features):
             x = features[key]
             if self.projection_dim is not None:
                 x = self.projections[key](x)
             parts.append(x)
+        if presence is not None:
+            # Zero after projection: a missing modality contributes exactly zeros.
+            parts = list(self.masked_features(dict(zip(sorted(features), parts)), presence).values())
         fused = parts[0] if len(parts) == 1 else keras.ops.concatenate(parts, axis=-1)
         return {"fused": self.dropout_layer(fused, training=training)}
 

@@ -47,6 +47,10 @@ class Head(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_outputs)
 
+    def serving_outputs(self, y):
+        """Named outputs of the serving signature for head output ``y``."""
+        return {"predictions": y}
+
     def get_config(self):
         config = super().get_config()
         config.update({"hidden_dims": list(self.hidden_dims), "dropout": self.dropout})

@@ -1,5 +1,7 @@
 """Binary classification head."""
 
+from keras import ops
+
 from keras_mm.heads.base import Head
 from keras_mm.registry import register_head
 
@@ -18,3 +20,7 @@ class BinaryHead(Head):
 
     def __init__(self, hidden_dims=(), dropout=0.0, **kwargs):
         super().__init__(1, hidden_dims, dropout, **kwargs)
+
+    def serving_outputs(self, y):
+        probability = y[:, 0]
+        return {"probability": probability, "class_id": ops.cast(probability > 0.5, "int64")}

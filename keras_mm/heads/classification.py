@@ -1,5 +1,7 @@
 """Single-label classification head."""
 
+from keras import ops
+
 from keras_mm.heads.base import Head
 from keras_mm.registry import register_head
 
@@ -26,6 +28,9 @@ class ClassificationHead(Head):
             raise ValueError(f"num_classes={num_classes}: a classification head needs at least 2 classes (use head='binary').")
         self.num_classes = int(num_classes)
         super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
+
+    def serving_outputs(self, y):
+        return {"probabilities": y, "class_id": ops.cast(ops.argmax(y, axis=-1), "int64")}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

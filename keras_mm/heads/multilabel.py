@@ -1,5 +1,7 @@
 """Multi-label classification head."""
 
+from keras import ops
+
 from keras_mm.heads.base import Head
 from keras_mm.registry import register_head
 
@@ -23,6 +25,9 @@ class MultilabelHead(Head):
             raise ValueError(f"num_classes={num_classes} must be >= 1.")
         self.num_classes = int(num_classes)
         super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
+
+    def serving_outputs(self, y):
+        return {"probabilities": y, "labels": ops.cast(y > 0.5, "int64")}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

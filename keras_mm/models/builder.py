@@ -23,6 +23,7 @@ def build_model(
     num_classes=None,
     *,
     return_extras=False,
+    modality_dropout=0.0,
     name="multimodal_model",
     config=None,
 ):
@@ -37,6 +38,9 @@ def build_model(
             ``None`` to return the fused representation (an embedding model).
         num_classes: number of classes for ``classification``/``multilabel``.
         return_extras: also output the fusion's extras (``modality_weights``).
+        modality_dropout: during training, drop each modality of each sample
+            with this probability (never all of them), so the model copes with
+            missing or corrupt inputs at serving time.
         name: model name.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
@@ -68,7 +72,13 @@ def build_model(
         if encoders is None:
             raise ValueError("build_model needs encoders={feature: encoder_name_or_dict} or config=ModelConfig(...).")
         config = ModelConfig(
-            encoders=encoders, fusion=fusion, head=head, num_classes=num_classes, return_extras=return_extras, name=name
+            encoders=encoders,
+            fusion=fusion,
+            head=head,
+            num_classes=num_classes,
+            return_extras=return_extras,
+            modality_dropout=modality_dropout,
+            name=name,
         )
 
     built_encoders = {
@@ -95,7 +105,12 @@ def build_model(
         built_head = _instantiate(HEADS, spec, "head", provided=provided, default_name="head")
 
     model = MultimodalModel(
-        built_encoders, built_fusion, built_head, return_extras=config.return_extras, name=config.name
+        built_encoders,
+        built_fusion,
+        built_head,
+        return_extras=config.return_extras,
+        modality_dropout=config.modality_dropout,
+        name=config.name,
     )
     model.config = config
     return model

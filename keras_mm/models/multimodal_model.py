@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_mm.layers.modality_dropout import ModalityDropout
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 
 
@@ -16,7 +17,10 @@ class MultimodalModel(keras.Model):
     Inputs are numeric only (see ``model.preprocessor`` for raw -> numeric):
     ``<feature>`` float32 images ``[B, H, W, 3]`` (0..255) or waveforms
     ``[B, N]``; ``<feature>_token_ids``/``_segment_ids``/``_padding_mask`` for
-    text. The output is the head's tensor, or the fused vector when ``head`` is
+    text; and ``<feature>_present`` float32 ``[B]`` for every feature (1 =
+    present, 0 = missing for that sample: the fusion ignores it).
+    ``modality_dropout`` drops whole modalities per sample during training so
+    the model learns to predict from whatever is present. The output is the head's tensor, or the fused vector when ``head`` is
     ``None``; with ``return_extras=True`` it is a dict holding ``"output"``
     and the fusion's extras (e.g. ``"modality_weights"``).
 
@@ -29,16 +33,17 @@ class MultimodalModel(keras.Model):
         >>> model.fit(raw_ds.map(model.preprocessor).batch(32), epochs=3)
     """
 
-    def __init__(self, encoders, fusion, head=None, return_extras=False, **kwargs):
+    def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, **kwargs):
         if not encoders:
             raise ValueError("encoders must name at least one feature.")
         # === Layers ===
         self.feature_encoders = {k: encoders[k] for k in sorted(encoders)}
         self.fusion = fusion
         self.head = head
+        self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
 
         # === Functional Model ===
-        inputs, features = {}, {}
+        inputs, features, presence = {}, {}, {}
         for feature, encoder in self.feature_encoders.items():
             encoder_inputs = {}
             for suffix, (shape, dtype) in encoder.input_signature().items():
@@ -47,7 +52,10 @@ class MultimodalModel(keras.Model):
                     raise ValueError(f"Two features produce the model input {name!r}; rename one feature.")
                 inputs[name] = encoder_inputs[suffix] = keras.Input(shape=shape, dtype=dtype, name=name)
             features[feature] = encoder(encoder_inputs)
-        fused = fusion(features)
+            presence_name = _input_name(feature, "present")
+            inputs[presence_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=presence_name)
+        presence = self.modality_dropout(presence)
+        fused = fusion(features, presence)
         output = head(fused["fused"]) if head is not None else fused["fused"]
         if return_extras:
             outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}}
@@ -86,7 +94,14 @@ class MultimodalModel(keras.Model):
         """
         if self.return_extras:
             return self
-        return MultimodalModel(self.feature_encoders, self.fusion, self.head, return_extras=True, name=f"{self.name}_extras")
+        return MultimodalModel(
+            self.feature_encoders,
+            self.fusion,
+            self.head,
+            return_extras=True,
+            modality_dropout=self.modality_dropout.rate,
+            name=f"{self.name}_extras",
+        )
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """``keras.Model.compile`` whose loss and metrics default to the head's.
@@ -120,6 +135,7 @@ class MultimodalModel(keras.Model):
             "fusion": keras.layers.serialize(self.fusion),
             "head": None if self.head is None else keras.layers.serialize(self.head),
             "return_extras": self.return_extras,
+            "modality_dropout": self.modality_dropout.rate,
         }
 
     @classmethod

@@ -1,6 +1,7 @@
 """Preprocessing shared by training (``tf.data``) and serving (export signature)."""
 
-from keras_mm.preprocessing.audio import WaveformPreprocessor, fit_waveforms
+from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav_batch, fit_waveforms
+from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_images
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
@@ -20,6 +21,8 @@ __all__ = [
     "VocabularyTextPreprocessor",
     "WaveformPreprocessor",
     "build_vocabulary",
+    "decode_wav_batch",
+    "map_isolating_failures",
     "decode_and_resize_images",
     "fit_waveforms",
     "normalize_bert_text",

@@ -9,12 +9,16 @@ class FeaturePreprocessor:
     Subclasses implement :meth:`process_batch` in pure TensorFlow ops so the
     same code runs inside ``tf.data.Dataset.map`` (training) and inside the
     exported serving signature. ``process_batch`` takes a batch (leading batch
-    dimension) and returns a dict of numeric tensors keyed by model input name.
+    dimension) and returns a dict of numeric tensors keyed by model input name,
+    always including ``<feature>_present`` (float32 ``[batch]``): 1 when the
+    sample carries usable data, 0 when it is empty or failed to decode. A bad
+    sample never raises; it is reported missing and the model predicts from
+    the other modalities.
 
     Attributes:
         feature: the feature name (a key of ``build_model(encoders=...)``).
         example_rank: rank of one raw example (0 for a string, 1 for a waveform).
-        raw_spec: ``tf.TensorSpec`` of a raw batch, used for serving signatures.
+        raw_dtype: dtype of the raw values (``tf.string`` or ``tf.float32``).
     """
 
     example_rank = 0
@@ -25,14 +29,23 @@ class FeaturePreprocessor:
 
     @property
     def raw_spec(self):
+        """``tf.TensorSpec`` of a raw batch, used for serving signatures."""
         shape = [None] * (self.example_rank + 1)
         return tf.TensorSpec(shape, self.raw_dtype, name=self.feature)
 
     def input_name(self, suffix=""):
         return f"{self.feature}_{suffix}" if suffix else self.feature
 
+    @property
+    def presence_name(self):
+        return self.input_name("present")
+
     def process_batch(self, raw):
         raise NotImplementedError
+
+    def trackables(self):
+        """Objects holding resources (lookup tables) that an export must track."""
+        return []
 
     def example_raw(self, batch_size, seed=0):
         """A batch of valid raw values (numpy), for tests, docs and warm-up requests."""

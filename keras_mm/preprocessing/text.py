@@ -106,6 +106,10 @@ class BertTextPreprocessor(FeaturePreprocessor):
             suffix_indicator="##",
             oov_token="[UNK]",
             dtype="int32",
+            # keras-hub 0.32 runs a separate pure-Python implementation when
+            # called eagerly; force its TensorFlow path so eager calls, tf.data
+            # and the serving graph all run the same code.
+            _allow_python_workflow=False,
         )
         self.packer = keras_hub.layers.StartEndPacker(
             sequence_length=self.sequence_length,
@@ -113,19 +117,35 @@ class BertTextPreprocessor(FeaturePreprocessor):
             end_value=self.vocabulary.index("[SEP]"),
             pad_value=self.vocabulary.index("[PAD]"),
             return_padding_mask=True,
+            _allow_python_workflow=False,
+        )
+
+        # keras-hub converts eager outputs to Python lists; tracing one fixed
+        # signature keeps every call (eager, tf.data, export) on the graph path.
+        self._process_graph = tf.function(
+            self._process_graph_impl, input_signature=[tf.TensorSpec([None], tf.string)]
         )
 
     def tokenize(self, texts):
-        """Ragged WordPiece ids without special tokens."""
+        """Ragged WordPiece ids without special tokens (call inside a graph)."""
         return self.tokenizer(normalize_bert_text(texts, self.lowercase))
 
+    def trackables(self):
+        return [self.tokenizer, self.packer]
+
     def process_batch(self, raw):
-        token_ids, padding_mask = self.packer(self.tokenize(raw))
+        return self._process_graph(tf.convert_to_tensor(raw, dtype=tf.string))
+
+    def _process_graph_impl(self, raw):
+        tokens = self.tokenize(raw)
+        token_ids, padding_mask = self.packer(tokens)
         token_ids = tf.cast(token_ids, tf.int32)
         return {
             self.input_name("token_ids"): token_ids,
             self.input_name("segment_ids"): tf.zeros_like(token_ids),
             self.input_name("padding_mask"): tf.cast(padding_mask, tf.int32),
+            # empty / whitespace-only / control-only text is a missing modality
+            self.presence_name: tf.cast(tokens.row_lengths() > 0, tf.float32),
         }
 
     def example_raw(self, batch_size, seed=0):
@@ -166,12 +186,17 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
             vocabulary=self.vocabulary,
         )
 
+    def trackables(self):
+        return [self.vectorizer]
+
     def process_batch(self, raw):
+        raw = tf.convert_to_tensor(raw, dtype=tf.string)
         raw = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
         token_ids = tf.cast(self.vectorizer(raw), tf.int32)
         return {
             self.input_name("token_ids"): token_ids,
             self.input_name("padding_mask"): tf.cast(token_ids != 0, tf.int32),
+            self.presence_name: tf.cast(tf.reduce_any(token_ids != 0, axis=1), tf.float32),
         }
 
     def example_raw(self, batch_size, seed=0):

@@ -67,6 +67,14 @@ def test_token_ids_identical_to_hf_fast_tokenizer(minilm_path):
     assert (ids[:, 0] == 101).all()  # [CLS]
 
 
+def test_graph_path_inside_tf_data_gives_the_same_ids(minilm_path):
+    """tf.data and serving trace the preprocessor into a graph: check that path too."""
+    pre = BertTextPreprocessor("text", read_vocabulary(os.path.join(minilm_path, "vocab.txt")), sequence_length=24)
+    eager = pre.process_batch(tf.constant(SENTENCES))["text_token_ids"].numpy()
+    ds = tf.data.Dataset.from_tensor_slices(SENTENCES).batch(16).map(lambda t: pre.process_batch(t)["text_token_ids"])
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in ds]), eager)
+
+
 def test_cased_token_ids_identical_to_hf(minilm_path):
     vocab_file = os.path.join(minilm_path, "vocab.txt")
     hf = BertWordPieceTokenizer(vocab_file, lowercase=False, strip_accents=None)

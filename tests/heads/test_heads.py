@@ -35,7 +35,7 @@ def test_head_trains_and_reloads(name):
 
 def test_output_ranges():
     enc = {"image": {"name": "small_cnn", "image_size": 8, "filters": [4]}}
-    x = {"image": np.random.rand(5, 8, 8, 3).astype("float32") * 255}
+    x = {"image": np.random.rand(5, 8, 8, 3).astype("float32") * 255, "image_present": np.ones(5, "float32")}
     probs = keras_mm.build_model(encoders=enc, num_classes=4).predict(x, verbose=0)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     p = keras_mm.build_model(encoders=enc, head="binary").predict(x, verbose=0)

@@ -59,7 +59,7 @@ def test_same_modality_twice_under_different_feature_names():
                   "back": {"name": "small_cnn", "image_size": 12, "filters": [4]}},
         num_classes=2,
     )
-    assert set(model.input) == {"front", "back"}
+    assert set(model.input) == {"front", "back", "front_present", "back_present"}
     assert model.input["back"].shape[1:] == (12, 12, 3)
 
 

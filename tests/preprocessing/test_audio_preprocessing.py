@@ -1,24 +1,47 @@
 import numpy as np
+import tensorflow as tf
 
-from keras_mm.preprocessing import WaveformPreprocessor, fit_waveforms
+from keras_mm.preprocessing import WaveformPreprocessor, decode_wav_batch, fit_waveforms
 
 
 def test_pad_and_crop():
     x = np.arange(1, 7, dtype="float32").reshape(2, 3)
-    np.testing.assert_array_equal(fit_waveforms(x, 5).numpy(), [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0]])
-    np.testing.assert_array_equal(fit_waveforms(x, 2).numpy(), [[1, 2], [4, 5]])
+    padded, valid = fit_waveforms(x, 5)
+    np.testing.assert_array_equal(padded.numpy(), [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0]])
+    np.testing.assert_array_equal(fit_waveforms(x, 2)[0].numpy(), [[1, 2], [4, 5]])
+    assert valid.numpy().all()
 
 
-def test_non_finite_samples_become_zero_and_do_not_touch_other_clips():
-    x = np.ones((2, 4), "float32")
+def test_nan_inf_and_silent_clips_are_missing_and_do_not_touch_other_clips():
+    x = np.ones((4, 4), "float32")
     x[0, 1] = np.nan
-    x[0, 2] = np.inf
-    out = fit_waveforms(x, 4).numpy()
-    np.testing.assert_array_equal(out[0], [1, 0, 0, 1])
-    np.testing.assert_array_equal(out[1], [1, 1, 1, 1])
+    x[1, 2] = np.inf
+    x[2] = 0.0
+    out, valid = fit_waveforms(x, 4)
+    np.testing.assert_array_equal(valid.numpy(), [False, False, False, True])
+    np.testing.assert_array_equal(out.numpy()[:3], 0.0)
+    np.testing.assert_array_equal(out.numpy()[3], [1, 1, 1, 1])
 
 
-def test_preprocessor_output_name_and_raw_spec():
+def test_preprocessor_output_names_and_raw_spec():
     pre = WaveformPreprocessor("speech", 100)
-    assert set(pre.process_batch(np.zeros((3, 50), "float32"))) == {"speech"}
+    out = pre.process_batch(np.ones((3, 50), "float32"))
+    assert set(out) == {"speech", "speech_present"}
+    np.testing.assert_array_equal(out["speech_present"].numpy(), 1.0)
     assert pre.raw_spec.shape.as_list() == [None, None] and pre.raw_spec.dtype.name == "float32"
+
+
+def test_wav_bytes_decode_with_bad_files_isolated():
+    t = np.arange(800) / 8000.0
+    tone = (0.5 * np.sin(2 * np.pi * 300 * t)).astype("float32")[:, None]
+    good = tf.audio.encode_wav(tone, 8000).numpy()
+    stereo = tf.audio.encode_wav(np.concatenate([tone, tone], 1), 8000).numpy()
+    other_rate = tf.audio.encode_wav(tone, 16000).numpy()
+    batch = [good, good[:30], b"", b"RIFF garbage", other_rate, stereo]
+    audio, valid = decode_wav_batch(tf.constant(batch), 1000, 8000)
+    np.testing.assert_array_equal(valid.numpy(), [True, False, False, False, False, True])
+    np.testing.assert_allclose(audio.numpy()[0, :800], tone[:, 0], atol=1e-4)  # 16-bit PCM
+    np.testing.assert_array_equal(audio.numpy()[0, 800:], 0.0)
+    np.testing.assert_allclose(audio.numpy()[5], audio.numpy()[0], atol=1e-4)
+    pre = WaveformPreprocessor("speech", 1000, sample_rate=8000)
+    np.testing.assert_array_equal(pre.process_batch(tf.constant(batch))["speech_present"].numpy(), [1, 0, 0, 0, 0, 1])

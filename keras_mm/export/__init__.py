@@ -1,0 +1,17 @@
+"""Export: TF Serving SavedModels with raw-input signatures, TFLite, verification."""
+
+from keras_mm.export.saved_model import export_saved_model, latest_version_dir, next_version, read_export_metadata
+from keras_mm.export.signatures import ServingFunctions
+from keras_mm.export.tflite import TFLiteModel, export_tflite
+from keras_mm.export.verify import verify_export
+
+__all__ = [
+    "ServingFunctions",
+    "TFLiteModel",
+    "export_saved_model",
+    "export_tflite",
+    "latest_version_dir",
+    "next_version",
+    "read_export_metadata",
+    "verify_export",
+]

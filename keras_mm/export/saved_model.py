@@ -1,0 +1,134 @@
+"""Export to a SavedModel that TF Serving loads as is."""
+
+import json
+import os
+import re
+import shutil
+import uuid
+
+import keras
+
+from keras_mm.export.signatures import ServingFunctions
+
+METADATA_FILE = os.path.join("assets.extra", "keras_mm.json")
+AUDIO_FORMATS = ("waveform", "wav")
+
+
+def next_version(base_path):
+    """1 + the highest integer version directory under ``base_path`` (1 when none).
+
+    Example:
+        >>> next_version("saved_models/digits")   # with 1/ and 2/ present
+        3
+    """
+    if not os.path.isdir(base_path):
+        return 1
+    versions = [int(d) for d in os.listdir(base_path) if re.fullmatch(r"\d+", d)]
+    return max(versions, default=0) + 1
+
+
+def latest_version_dir(path):
+    """``path`` itself if it holds a saved_model.pb, else its highest numbered version directory."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [int(d) for d in os.listdir(path) if re.fullmatch(r"\d+", d)] if os.path.isdir(path) else []
+    if not versions:
+        raise ValueError(f"No SavedModel at {path!r}: expected {path}/saved_model.pb or {path}/<version>/saved_model.pb.")
+    return os.path.join(path, str(max(versions)))
+
+
+def export_saved_model(model, path, version=None, class_names=None, warmup_samples=None, overwrite=False):
+    """Write ``model`` as ``<path>/<version>/`` in TF Serving's layout, taking raw inputs.
+
+    Signatures (all ``tensorflow/serving/predict``, batch dimension ``None``):
+
+    - ``serving_default``: raw inputs named by feature: image bytes
+      (``DT_STRING``), UTF-8 text (``DT_STRING``), audio waveform (float32
+      ``[B, N]``, any N). The preprocessing inside is ``model.preprocessor``.
+    - ``serving_wav`` (models with audio): as above, audio as WAV bytes.
+    - ``serving_numeric``: the model's numeric inputs (for clients that preprocess).
+
+    Outputs: the head's (``probabilities`` and ``class_id`` for classification),
+    ``<feature>_present`` and ``valid`` per sample, and ``modality_weights``
+    when the fusion has them. A corrupt or empty input marks that modality
+    missing for that sample only; the others are untouched.
+
+    The version directory appears atomically: it is written under a temporary
+    name (which TF Serving ignores) and renamed when complete.
+
+    Args:
+        model: a :class:`MultimodalModel`.
+        path: the model's base directory, e.g. ``"saved_models/digits"``.
+        version: integer version; ``None`` means the next one.
+        class_names: optional class names stored in the export's metadata.
+        warmup_samples: optional raw batch written as
+            ``assets.extra/tf_serving_warmup_requests``.
+        overwrite: replace an existing version directory.
+
+    Returns:
+        the version directory.
+
+    Example:
+        >>> keras_mm.export_saved_model(model, "saved_models/digits")
+        'saved_models/digits/1'
+    """
+    version = next_version(path) if version is None else int(version)
+    final = os.path.join(path, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ValueError(f"{final} already exists; pass version=None for the next version or overwrite=True.")
+    os.makedirs(path, exist_ok=True)
+    tmp = os.path.join(path, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        _write(model, tmp, class_names, warmup_samples)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _write(model, directory, class_names, warmup_samples):
+    fns = ServingFunctions(model)
+    # One eager call builds every preprocessing layer (tokenizers, packers),
+    # which ExportArchive requires before it tracks them.
+    fns.raw(fns.preprocessor.example_raw(2))
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(fns.core)
+    for pre in fns.preprocessor.feature_preprocessors.values():
+        for layer in pre.trackables():
+            archive.track(layer)
+    archive.add_endpoint("serving_default", fns.raw, input_signature=[fns.raw_signature("waveform")])
+    has_audio = "audio" in model.modalities.values()
+    if has_audio:
+        archive.add_endpoint("serving_wav", fns.raw, input_signature=[fns.raw_signature("wav")])
+    archive.add_endpoint("serving_numeric", fns.numeric, input_signature=[fns.numeric_signature()])
+    archive.write_out(directory, verbose=False)
+
+    extra = os.path.join(directory, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    metadata = {
+        "keras_mm_version": __import__("keras_mm").__version__,
+        "features": model.modalities,
+        "sample_rates": {
+            f: enc.sample_rate for f, enc in model.feature_encoders.items() if hasattr(enc, "sample_rate")
+        },
+        "head": None if model.head is None else model.head.registered_name_in_zoo,
+        "class_names": list(class_names) if class_names is not None else None,
+        "signatures": ["serving_default"] + (["serving_wav"] if has_audio else []) + ["serving_numeric"],
+        "requires": ["tensorflow_text"],
+    }
+    with open(os.path.join(directory, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2)
+    if warmup_samples is not None:
+        from keras_mm.serving import write_warmup_requests
+
+        write_warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), warmup_samples)
+
+
+def read_export_metadata(path):
+    """The ``assets.extra/keras_mm.json`` metadata of an export (features, sample rates, class names)."""
+    with open(os.path.join(latest_version_dir(path), METADATA_FILE)) as f:
+        return json.load(f)

@@ -1,0 +1,60 @@
+"""The serving computation shared by every export format: raw or numeric inputs -> named outputs."""
+
+import tensorflow as tf
+
+
+class ServingFunctions:
+    """Builds the functions behind the serving signatures of a model.
+
+    ``raw(inputs)`` runs ``model.preprocessor`` (the training preprocessing,
+    not a copy) then the model; ``numeric(inputs)`` runs the model alone. Both
+    return the head's named outputs (e.g. ``probabilities``, ``class_id``),
+    ``<feature>_present`` per feature, ``valid`` (at least one modality usable)
+    and the fusion's extras (e.g. ``modality_weights``).
+
+    Example:
+        >>> fns = ServingFunctions(model)
+        >>> fns.raw({"image": jpeg_batch, "text": texts, "audio": waves})["class_id"]
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.preprocessor = model.preprocessor
+        self.core = model.extras_model() if model.fusion.extra_outputs else model
+
+    def raw_signature(self, audio_format="waveform"):
+        """``{feature: tf.TensorSpec}`` of the raw inputs; audio as float ``[B, N]`` or WAV bytes ``[B]``."""
+        specs = {}
+        for feature, pre in self.preprocessor.feature_preprocessors.items():
+            if audio_format == "wav" and hasattr(pre, "wav_spec"):
+                specs[feature] = pre.wav_spec
+            else:
+                specs[feature] = pre.raw_spec
+        return specs
+
+    def numeric_signature(self):
+        return {name: tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=name) for name, t in self.model.input.items()}
+
+    def _outputs(self, numeric):
+        result = self.core(numeric, training=False)
+        if isinstance(result, dict):
+            main = result["output"]
+            extras = {k: v for k, v in result.items() if k != "output"}
+        else:
+            main, extras = result, {}
+        head = self.model.head
+        outputs = dict(head.serving_outputs(main)) if head is not None else {"embedding": main}
+        outputs.update(extras)
+        present = []
+        for feature in self.model.features:
+            flag = tf.cast(numeric[f"{feature}_present"], tf.float32)
+            outputs[f"{feature}_present"] = flag
+            present.append(flag)
+        outputs["valid"] = tf.reduce_any(tf.stack(present, axis=1) > 0, axis=1)
+        return outputs
+
+    def raw(self, inputs):
+        return self._outputs(self.preprocessor.process_batch(inputs))
+
+    def numeric(self, inputs):
+        return self._outputs(inputs)

@@ -1,0 +1,51 @@
+"""Per-sample failure isolation for decoding ops inside a graph.
+
+A decoding op (``decode_image``, ``decode_wav``) raises for a whole batch when
+one sample is corrupt, and a graph has no try/except. Running the per-sample
+decode as a small ``tf.data`` pipeline with ``ignore_errors`` drops exactly the
+samples that failed; the survivors are scattered back to their positions and
+a ``valid`` mask says which ones decoded. It is made of standard dataset
+ops, so it runs inside ``tf.data.map``, ``tf.function`` and TF Serving alike.
+"""
+
+import tensorflow as tf
+
+
+def map_isolating_failures(fn, values, output_spec):
+    """Apply ``fn`` to each element of ``values``; failures become zeros and ``valid=False``.
+
+    Args:
+        fn: maps one element to a tensor of fixed shape ``output_spec.shape``.
+        values: a ``[batch]`` tensor.
+        output_spec: ``tf.TensorSpec`` of ``fn``'s output.
+
+    Returns:
+        ``(outputs [batch, *shape], valid bool [batch])``.
+
+    Example:
+        >>> decode = lambda b: tf.cast(tf.io.decode_png(b, channels=1)[0, 0], tf.float32)
+        >>> out, valid = map_isolating_failures(decode, tf.constant([png, b"junk"]),
+        ...                                     tf.TensorSpec([1], tf.float32))
+        >>> valid.numpy()
+        array([ True, False])
+    """
+    count = tf.shape(values)[0]
+    shape = output_spec.shape.as_list()
+
+    def apply(index, value):
+        return index, tf.ensure_shape(fn(value), shape)
+
+    decoded = (
+        tf.data.Dataset.from_tensor_slices((tf.range(count), values))
+        .map(apply)
+        .ignore_errors()
+        .batch(tf.cast(tf.maximum(count, 1), tf.int64))
+    )
+    initial = (tf.zeros([0], tf.int32), tf.zeros([0, *shape], output_spec.dtype))
+    indices, outputs = decoded.reduce(
+        initial, lambda acc, batch: (tf.concat([acc[0], batch[0]], 0), tf.concat([acc[1], batch[1]], 0))
+    )
+    scatter_to = tf.concat([[count], tf.constant(shape, tf.int32)], 0)
+    outputs = tf.scatter_nd(indices[:, None], outputs, scatter_to)
+    valid = tf.scatter_nd(indices[:, None], tf.ones_like(indices, tf.bool), [count])
+    return outputs, valid

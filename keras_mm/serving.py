@@ -1,0 +1,138 @@
+"""Clients for an exported model: TF Serving REST/gRPC requests and local calls."""
+
+import base64
+import json
+
+import numpy as np
+
+
+def _column(values):
+    """One feature's values as JSON-ready data; bytes become ``{"b64": ...}``."""
+    out = []
+    for value in values:
+        if isinstance(value, (bytes, bytearray)):
+            out.append({"b64": base64.b64encode(bytes(value)).decode("ascii")})
+        elif isinstance(value, str):
+            out.append(value)
+        else:
+            out.append(np.asarray(value).tolist())
+    return out
+
+
+def rest_request(samples, format="row", signature_name="serving_default"):
+    """Build the JSON body of a TF Serving REST ``:predict`` request.
+
+    Args:
+        samples: ``{feature: list of values}`` (image/WAV bytes, text strings,
+            waveform arrays), as for ``model.preprocessor``.
+        format: ``"row"`` (``instances``: one object per sample) or
+            ``"columnar"`` (``inputs``: one list per feature).
+        signature_name: e.g. ``"serving_wav"`` to send audio as WAV bytes.
+
+    Binary values are sent as ``{"b64": "..."}``; TF Serving decodes them, so
+    the graph receives the raw bytes.
+
+    Example:
+        >>> body = rest_request({"image": [open("a.jpg", "rb").read()], "text": ["a dog"]})
+        >>> requests.post("http://localhost:8501/v1/models/digits:predict", data=body)
+    """
+    if format not in ("row", "columnar"):
+        raise ValueError(f"format={format!r} is not supported. Allowed: row, columnar")
+    columns = {feature: _column(values) for feature, values in samples.items()}
+    sizes = {len(v) for v in columns.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"Every feature needs the same number of samples, got { {k: len(v) for k, v in columns.items()} }.")
+    body = {"signature_name": signature_name}
+    if format == "columnar":
+        body["inputs"] = columns
+    else:
+        body["instances"] = [{k: columns[k][i] for k in columns} for i in range(sizes.pop())]
+    return json.dumps(body)
+
+
+def grpc_request(samples, model_name, signature_name="serving_default", version=None):
+    """Build a ``tensorflow_serving.apis.predict_pb2.PredictRequest`` for TF Serving's gRPC API.
+
+    Example:
+        >>> request = grpc_request({"image": [jpeg], "text": ["a dog"], "audio": [wave]}, "digits")
+        >>> stub.Predict(request, timeout=5.0)
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for feature, values in samples.items():
+        values = list(values)
+        if values and isinstance(values[0], (bytes, bytearray, str)):
+            array = np.array([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], dtype=object)
+            proto = tf.make_tensor_proto(array, dtype=tf.string)
+        else:
+            proto = tf.make_tensor_proto(_pad_stack(values), dtype=tf.float32)
+        request.inputs[feature].CopyFrom(proto)
+    return request
+
+
+def _pad_stack(values):
+    arrays = [np.asarray(v, np.float32).reshape(-1) for v in values]
+    length = max((len(a) for a in arrays), default=0)
+    return np.stack([np.pad(a, (0, length - len(a))) for a in arrays]) if arrays else np.zeros((0, 0), np.float32)
+
+
+def write_warmup_requests(path, samples, signature_name="serving_default", num_records=1):
+    """Write TF Serving warm-up records (``assets.extra/tf_serving_warmup_requests``).
+
+    Example:
+        >>> write_warmup_requests("export/1/assets.extra/tf_serving_warmup_requests", raw_batch)
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: F401
+
+    request = grpc_request(samples, model_name="warmup", signature_name=signature_name)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(num_records):
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def load_saved_model(path):
+    """Load an export (base directory or version directory) for local calls.
+
+    Imports ``tensorflow_text`` first: the tokenizer ops live there.
+
+    Example:
+        >>> served = load_saved_model("saved_models/digits")
+        >>> served.signatures["serving_default"](image=tf.constant([jpeg]), text=tf.constant(["a dog"]), ...)
+    """
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops the tokenizer needs)
+
+    from keras_mm.export.saved_model import latest_version_dir
+
+    return tf.saved_model.load(latest_version_dir(path))
+
+
+def call_signature(loaded, samples, signature_name="serving_default"):
+    """Call a loaded export's signature with ``{feature: list of raw values}``; numpy outputs.
+
+    Example:
+        >>> out = call_signature(load_saved_model("saved_models/digits"), {"image": [jpeg], ...})
+        >>> out["class_id"]
+    """
+    import tensorflow as tf
+
+    fn = loaded.signatures[signature_name]
+    specs = fn.structured_input_signature[1]
+    kwargs = {}
+    for feature, spec in specs.items():
+        values = samples[feature]
+        if spec.dtype == tf.string:
+            kwargs[feature] = tf.constant([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], tf.string)
+        elif spec.shape.rank == 2 and spec.dtype == tf.float32 and not isinstance(values, np.ndarray):
+            kwargs[feature] = tf.constant(_pad_stack(values))
+        else:
+            kwargs[feature] = tf.convert_to_tensor(values, spec.dtype)
+    return {k: v.numpy() for k, v in fn(**kwargs).items()}
