@@ -58,6 +58,7 @@ class AttentionFusion(Fusion):
         return self.projection_dim
 
     def call(self, features, presence=None, training=None):
+        features = self.masked_features(features, presence)
         keys = sorted(features)
         projected = ops.stack([self.projections[k](features[k]) for k in keys], axis=1)  # [B, M, D]
         scores = ops.cast(ops.squeeze(self.score_out(self.score_hidden(projected)), axis=-1), "float32")  # [B, M]

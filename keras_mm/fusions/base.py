@@ -49,9 +49,8 @@ class Fusion(keras.layers.Layer):
         """Features with missing samples zeroed (so their values cannot leak into the output)."""
         if presence is None:
             return dict(features)
-        return {
-            k: features[k] * ops.cast(ops.reshape(presence[k], (-1, 1)), features[k].dtype) for k in features
-        }
+        # where, not multiply: NaN * 0 is NaN, and a missing input must not leak.
+        return {k: ops.where(ops.reshape(presence[k], (-1, 1)) > 0, features[k], 0.0) for k in features}
 
     def build_fusion(self, input_dims):
         """Create sub-layers; ``input_dims`` is ``{feature: dim}``."""

@@ -7,11 +7,17 @@ from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
 
 
+MAX_ABS_AMPLITUDE = 1e6
+
+
 def fit_waveforms(waveforms, num_samples):
     """Crop or zero-pad float waveforms ``[batch, n]`` to ``[batch, num_samples]``; report usable clips.
 
-    A clip is usable when it holds at least one non-zero sample and no NaN/inf;
-    unusable clips become zeros so one bad clip cannot poison a batch.
+    A clip is usable when it holds at least one non-zero sample, no NaN/inf
+    and no sample beyond ``MAX_ABS_AMPLITUDE`` (float audio lives in about
+    [-1, 1] and int16 PCM within 32768; larger values overflow the float32
+    power spectrum). Unusable clips become zeros so one bad clip cannot
+    poison a batch.
 
     Returns:
         ``(waveforms [batch, num_samples], valid bool [batch])``.
@@ -25,7 +31,7 @@ def fit_waveforms(waveforms, num_samples):
     if isinstance(x, tf.RaggedTensor):
         x = x.to_tensor()
     x = tf.cast(tf.convert_to_tensor(x), tf.float32)
-    finite = tf.reduce_all(tf.math.is_finite(x), axis=1)
+    finite = tf.reduce_all(tf.math.is_finite(x) & (tf.abs(x) <= MAX_ABS_AMPLITUDE), axis=1)
     nonzero = tf.reduce_any(tf.not_equal(x, 0.0), axis=1)
     valid = tf.logical_and(finite, nonzero)
     x = tf.where(valid[:, None], x, tf.zeros_like(x))

@@ -41,9 +41,13 @@ def decode_and_resize_images(images, image_size):
 
     def decode_one(encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+        # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
+        tf.debugging.assert_positive(tf.shape(image)[:2], message="image has no pixels")
         return tf.image.resize(tf.cast(image, tf.float32), (height, width))
 
-    return map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
+    pixels, valid = map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
+    finite = tf.reduce_all(tf.math.is_finite(pixels), axis=[1, 2, 3])
+    return tf.where(finite[:, None, None, None], pixels, 0.0), tf.logical_and(valid, finite)
 
 
 class ImagePreprocessor(FeaturePreprocessor):

@@ -1,0 +1,118 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+import keras_mm
+from keras_mm.export import latest_version_dir, next_version, read_export_metadata
+from keras_mm.serving import call_signature, load_saved_model
+
+
+def test_tf_serving_layout_and_metadata(exported):
+    base, version_dir = exported
+    assert version_dir == os.path.join(base, "1")
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    assert os.path.isdir(os.path.join(version_dir, "variables"))
+    assert os.path.isfile(os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests"))
+    meta = read_export_metadata(base)
+    assert meta["features"] == {"audio": "audio", "image": "image", "text": "text"}
+    assert meta["class_names"] == ["a", "b", "c"] and meta["sample_rates"] == {"audio": 16000}
+    assert not [d for d in os.listdir(base) if d.startswith(".tmp")]
+
+
+def test_signatures_take_raw_named_inputs_with_dynamic_batch(exported):
+    from tensorflow.python.tools import saved_model_utils
+
+    meta_graph = saved_model_utils.get_meta_graph_def(exported[1], "serve")
+    sigs = meta_graph.signature_def
+    assert {"serving_default", "serving_wav", "serving_numeric"} <= set(sigs)
+    default = sigs["serving_default"]
+    assert default.method_name == "tensorflow/serving/predict"
+    dtypes = {k: tf.dtypes.as_dtype(v.dtype).name for k, v in default.inputs.items()}
+    assert dtypes == {"image": "string", "text": "string", "audio": "float32"}
+    assert default.inputs["image"].tensor_shape.dim[0].size == -1
+    assert tf.dtypes.as_dtype(sigs["serving_wav"].inputs["audio"].dtype) == tf.string
+    assert {"probabilities", "class_id", "valid", "modality_weights", "image_present", "text_present", "audio_present"} == set(default.outputs)
+
+
+def test_fresh_process_and_tf1_session_parity(trained_model, exported):
+    raw = trained_model.preprocessor.example_raw(5, seed=3)
+    report = keras_mm.verify_export(trained_model, exported[0], raw)
+    assert report["ok"], report["per_output"]
+    assert report["max_abs_diff"] <= 1e-5 and report["session_max_abs_diff"] <= 1e-5
+    # and the in-memory reference is the model itself on preprocessed inputs
+    direct = trained_model.predict(trained_model.preprocessor.process_batch(raw), verbose=0)
+    np.testing.assert_allclose(report["expected"]["probabilities"], direct, atol=1e-6)
+
+
+def test_wav_signature_parity(trained_model, exported):
+    raw = trained_model.preprocessor.example_raw(3)
+    wavs = [tf.audio.encode_wav(w[:, None], 16000).numpy() for w in raw["audio"]]
+    report = keras_mm.verify_export(trained_model, exported[0], {**raw, "audio": wavs}, signature="serving_wav")
+    assert report["ok"], report["per_output"]
+    # WAV is 16-bit PCM: the waveform signature on the same clips agrees closely
+    loaded = load_saved_model(exported[0])
+    from_wave = call_signature(loaded, raw)["probabilities"]
+    np.testing.assert_allclose(report["served"]["probabilities"], from_wave, atol=1e-3)
+
+
+def test_versions_increment_and_existing_version_is_protected(trained_model, tmp_path):
+    base = str(tmp_path / "m")
+    assert next_version(base) == 1
+    first = keras_mm.export_saved_model(trained_model, base)
+    second = keras_mm.export_saved_model(trained_model, base)
+    assert (os.path.basename(first), os.path.basename(second)) == ("1", "2")
+    assert latest_version_dir(base) == second
+    with pytest.raises(ValueError, match="already exists"):
+        keras_mm.export_saved_model(trained_model, base, version=2)
+    keras_mm.export_saved_model(trained_model, base, version=2, overwrite=True)
+
+
+def test_interrupted_export_leaves_no_partial_version(trained_model, tmp_path, monkeypatch):
+    """The warm-up file is written after the SavedModel itself: failing there is a late interruption."""
+    import keras_mm.serving
+
+    base = str(tmp_path / "m")
+    written = []
+
+    def fail(path, samples):
+        written.append(os.listdir(os.path.dirname(os.path.dirname(path))))
+        raise KeyboardInterrupt("simulated interruption after the SavedModel was written")
+
+    monkeypatch.setattr(keras_mm.serving, "write_warmup_requests", fail)
+    with pytest.raises(KeyboardInterrupt):
+        keras_mm.export_saved_model(trained_model, base, warmup_samples=trained_model.preprocessor.example_raw(1))
+    assert "saved_model.pb" in written[0]  # files existed (under the temporary name) ...
+    assert os.listdir(base) == []  # ... and nothing is left: no partial version, no temp dir
+
+
+def test_missing_modality_predicts_from_the_rest(trained_model, exported):
+    loaded = load_saved_model(exported[0])
+    raw = trained_model.preprocessor.example_raw(3)
+    raw["image"] = list(raw["image"])
+    raw["image"][1] = b""
+    raw["text"] = list(raw["text"])
+    raw["text"][2] = ""
+    out = call_signature(loaded, raw)
+    np.testing.assert_array_equal(out["image_present"], [1, 0, 1])
+    np.testing.assert_array_equal(out["text_present"], [1, 1, 0])
+    assert out["valid"].all()
+    # features sorted: audio, image, text -> a missing modality has weight 0
+    assert out["modality_weights"][1, 1] == 0.0 and out["modality_weights"][2, 2] == 0.0
+    np.testing.assert_allclose(out["modality_weights"].sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_nothing_usable_is_flagged_invalid(trained_model, exported):
+    loaded = load_saved_model(exported[0])
+    out = call_signature(loaded, {"image": [b"junk"], "text": [" \x00 "], "audio": np.full((1, 100), np.nan, "float32")})
+    assert not out["valid"][0]
+    assert np.isfinite(out["probabilities"]).all()
+
+
+def test_metadata_json_is_valid(exported):
+    with open(os.path.join(exported[1], "assets.extra", "keras_mm.json")) as f:
+        assert json.load(f)["requires"] == ["tensorflow_text"]
