@@ -19,7 +19,7 @@ import tensorflow_text  # noqa: F401  -- the tokenizer's ops
 path, samples_file, out_file, signature = sys.argv[1:5]
 with open(samples_file, "rb") as f:
     samples = pickle.load(f)
-from keras_mm.serving import call_signature
+from keras_mm.serving import _pad_stack, call_signature
 loaded = tf.saved_model.load(path)
 eager = call_signature(loaded, samples, signature)
 
@@ -34,8 +34,10 @@ with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess
         value = samples[key]
         if info.dtype == tf.string.as_datatype_enum:
             value = np.array([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in value], dtype=object)
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            value = value.astype(np.float32)
         else:
-            value = np.asarray(value, np.float32)
+            value = _pad_stack(value)  # variable-length clips, zero-padded as the eager path does
         feed[info.name] = value
     fetch = {key: info.name for key, info in sig.outputs.items()}
     session = sess.run(fetch, feed_dict=feed)

@@ -1,6 +1,6 @@
 """Single-label classification head."""
 
-from keras import ops
+import tensorflow as tf
 
 from keras_mm.heads.base import Head
 from keras_mm.registry import register_head
@@ -30,7 +30,8 @@ class ClassificationHead(Head):
         super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
 
     def serving_outputs(self, y):
-        return {"probabilities": y, "class_id": ops.cast(ops.argmax(y, axis=-1), "int64")}
+        # tf.argmax: keras' argmax adds bitcast ops (for -0.0) that TFLite lacks
+        return {"probabilities": y, "class_id": tf.argmax(y, axis=-1, output_type=tf.int64)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

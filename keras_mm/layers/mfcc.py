@@ -53,6 +53,20 @@ def slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin=0.0, fmax=None):
     return weights * enorm[:, None]
 
 
+def dct2_ortho_matrix(n_inputs, n_outputs):
+    """``[n_inputs, n_outputs]`` matrix ``M`` with ``x @ M`` = the first ``n_outputs`` orthonormal DCT-II coefficients.
+
+    Example:
+        >>> np.allclose(x @ dct2_ortho_matrix(64, 40), scipy.fft.dct(x, norm="ortho")[..., :40])
+        True
+    """
+    n = np.arange(n_inputs)[:, None]
+    k = np.arange(n_outputs)[None, :]
+    matrix = np.cos(np.pi * k * (2 * n + 1) / (2.0 * n_inputs)) * np.sqrt(2.0 / n_inputs)
+    matrix[:, 0] /= np.sqrt(2.0)
+    return matrix
+
+
 @keras.saving.register_keras_serializable(package="keras_mm")
 class MFCC(keras.layers.Layer):
     """Mel-frequency cepstral coefficients of a batch of waveforms.
@@ -111,6 +125,7 @@ class MFCC(keras.layers.Layer):
         self._mel_matrix = slaney_mel_filterbank(
             self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax
         ).T.astype("float32")
+        self._dct_matrix = dct2_ortho_matrix(self.n_mels, self.n_mfcc).astype("float32")
 
     def call(self, waveforms):
         x = tf.cast(waveforms, tf.float32)
@@ -130,7 +145,9 @@ class MFCC(keras.layers.Layer):
         if self.top_db is not None:
             peak = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
             log_mel = tf.maximum(log_mel, peak - self.top_db)
-        return tf.signal.dct(log_mel, type=2, norm="ortho")[..., : self.n_mfcc]
+        # DCT-II (orthonormal) as a matmul: identical to tf.signal.dct(type=2,
+        # norm="ortho")[..., :n_mfcc], and it converts to TFLite built-in ops.
+        return tf.matmul(log_mel, tf.constant(self._dct_matrix))
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]

@@ -97,5 +97,14 @@ def test_config_round_trip_and_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_dct_matrix_matches_scipy():
+    from scipy.fft import dct
+
+    from keras_mm.layers.mfcc import dct2_ortho_matrix
+
+    x = np.random.default_rng(0).normal(size=(3, 64))
+    np.testing.assert_allclose(x @ dct2_ortho_matrix(64, 40), dct(x, type=2, norm="ortho")[:, :40], atol=1e-10)
+
+
 def test_public_alias():
     assert keras_mm.layers.MFCC is MFCC

@@ -1,0 +1,50 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_mm
+from tests.conftest import tiny_encoders
+
+
+def run_cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "keras_mm.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_list():
+    out = run_cli("list")
+    assert "encoders (audio): mfcc_cnn, mfcc_gru" in out and "fusions: attention, concat" in out
+
+
+def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="attention", num_classes=3)
+    model_path = str(tmp_path / "m.keras")
+    model.save(model_path)
+    version_dir = run_cli("export", "--model", model_path, "--output", str(tmp_path / "served"), "--class-names", "a,b,c").strip().splitlines()[-1]
+    assert version_dir.endswith(os.path.join("served", "1"))
+
+    image = tmp_path / "x.png"
+    image.write_bytes(tf.io.encode_png(np.full((10, 10, 3), 200, np.uint8)).numpy())
+    wav = tmp_path / "x.wav"
+    tone = (0.3 * np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440)).astype("float32")[:, None]
+    wav.write_bytes(tf.audio.encode_wav(tone, 8000).numpy())  # 8 kHz: resampled to the model's 16 kHz
+    out = json.loads(run_cli("predict", "--model", str(tmp_path / "served"), "--image", str(image), "--audio", str(wav), "--compact"))
+    assert out["class_name"] in ("a", "b", "c")
+    assert out["image_present"] == 1.0 and out["audio_present"] == 1.0 and out["text_present"] == 0.0
+    assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"][2] == 0.0
+
+
+def test_export_reports_a_missing_model_file(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mm.cli", "export", "--model", str(tmp_path / "nope.keras"), "--output", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0 and "is not a file" in result.stderr
