@@ -19,6 +19,7 @@ from keras_mm import serving  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
 from keras_mm.models import MultimodalModel, build_model  # noqa: E402
+from keras_mm.training import train  # noqa: E402
 from keras_mm.registry import (  # noqa: E402
     list_encoders,
     list_fusions,
@@ -50,5 +51,6 @@ __all__ = [
     "register_fusion",
     "register_head",
     "serving",
+    "train",
     "verify_export",
 ]

@@ -1,0 +1,108 @@
+"""Choosing a ``tf.distribute`` strategy and feeding it exact global batches."""
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multi_worker", None)
+
+
+def resolve_strategy(strategy="auto"):
+    """Return a ``tf.distribute.Strategy`` for a name (or pass one through).
+
+    - ``"auto"``: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names
+      several workers, ``MirroredStrategy`` when more than one GPU (or logical
+      device) is visible, else the default (single-device) strategy.
+    - ``"mirrored"``: ``MirroredStrategy`` over all local GPUs (or logical CPUs).
+    - ``"multi_worker"``: ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``.
+    - ``None``: the default strategy.
+
+    Example:
+        >>> resolve_strategy("mirrored").num_replicas_in_sync
+        2
+    """
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} is not supported. Allowed: auto, mirrored, multi_worker, None, or a tf.distribute.Strategy")
+    if strategy == "auto":
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
+            strategy = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1 or len(tf.config.list_logical_devices("CPU")) > 1:
+            strategy = "mirrored"
+        else:
+            strategy = None
+    if strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if strategy == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def split_cpu(num_devices=2):
+    """Split the CPU into ``num_devices`` logical devices (call before any TensorFlow op runs).
+
+    Lets ``MirroredStrategy`` run several replicas on a machine without GPUs,
+    for tests and for trying distribution code locally.
+
+    Example:
+        >>> split_cpu(2); resolve_strategy("mirrored").num_replicas_in_sync
+        2
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def distribute_global_batches(strategy, dataset, global_batch_size):
+    """Distribute a dataset of **global** batches so every step sees exactly that global batch.
+
+    Each worker keeps its slice of every global batch and splits it into one
+    chunk per local replica, in order, so replica ``r`` of worker ``w`` gets
+    rows ``[(w*R + r) * b, (w*R + r + 1) * b)`` with ``b = global / replicas``:
+    the same examples per step as single-device training. Batches whose size
+    does not split evenly (a final partial batch) are dropped with more than one replica.
+
+    Example:
+        >>> dist = distribute_global_batches(strategy, ds.batch(64), 64)
+    """
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return strategy.experimental_distribute_dataset(dataset)
+    if global_batch_size % replicas:
+        raise ValueError(f"global batch size {global_batch_size} does not split evenly across {replicas} replicas.")
+    per_replica = global_batch_size // replicas
+
+    def make(context):
+        workers = context.num_input_pipelines
+        local = replicas // workers
+        start = context.input_pipeline_id * local * per_replica
+
+        def full(*batch):
+            first = tf.nest.flatten(batch)[0]
+            return tf.shape(first)[0] == global_batch_size
+
+        def chunks(*batch):
+            def split(t):
+                mine = t[start : start + local * per_replica]
+                return tf.reshape(mine, tf.concat([[local, per_replica], tf.shape(t)[1:]], 0))
+
+            return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(split, batch))
+
+        ds = dataset.filter(full).flat_map(chunks)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options)
+
+    return strategy.distribute_datasets_from_function(make)
