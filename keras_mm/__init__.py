@@ -20,6 +20,7 @@ from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
 from keras_mm.models import MultimodalModel, build_model  # noqa: E402
 from keras_mm.training import train  # noqa: E402
+from keras_mm.evaluation import evaluate, evaluate_robustness  # noqa: E402
 from keras_mm.registry import (  # noqa: E402
     list_encoders,
     list_fusions,
@@ -38,6 +39,8 @@ __all__ = [
     "MultimodalModel",
     "build_model",
     "encoders",
+    "evaluate",
+    "evaluate_robustness",
     "export_saved_model",
     "export_tflite",
     "fusions",

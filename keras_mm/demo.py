@@ -33,7 +33,10 @@ WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 
 
 def run(output_dir="saved_models/demo", epochs=25, batch_size=32, seed=0, export_dir="saved_models/digits"):
-    """Build an image+text+audio model, train it on the sample data, evaluate and save it.
+    """Build an image+text+audio model, train it on the sample data, evaluate, save and export it.
+
+    Training checkpoints go to ``<output_dir>/checkpoints``: an interrupted
+    demo started again resumes from the last finished epoch.
 
     Returns:
         dict of test metrics.
@@ -43,7 +46,7 @@ def run(output_dir="saved_models/demo", epochs=25, batch_size=32, seed=0, export
     """
     keras.utils.set_random_seed(seed)
     manifest = keras_mm.datasets.sample_manifest_path()
-    model = keras_mm.build_model(
+    config = keras_mm.ModelConfig(
         encoders={
             "image": {"name": "small_cnn", "image_size": 32, "filters": [32, 64]},
             "text": text_encoder_spec(),
@@ -57,33 +60,36 @@ def run(output_dir="saved_models/demo", epochs=25, batch_size=32, seed=0, export
         modality_dropout=0.25,
         name="digits_demo",
     )
-    model.summary(line_length=100)
-    train = keras_mm.data.from_manifest(manifest, model=model, split="train", batch_size=batch_size, shuffle=True, cache=True, seed=seed)
-    test = keras_mm.data.from_manifest(manifest, model=model, split="test", batch_size=batch_size, cache=True)
-    print(f"train rows: {len(train.manifest)}, test rows: {len(test.manifest)}, modalities: {model.modalities}")
 
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    def train_data(model):
+        return keras_mm.data.from_manifest(
+            manifest, model=model, split="train", batch_size=batch_size, shuffle=True, cache=True, augment=True, seed=seed
+        )
+
+    def test_data(model):
+        return keras_mm.data.from_manifest(manifest, model=model, split="test", batch_size=batch_size, cache=True)
+
     start = time.time()
-    model.fit(train, validation_data=test, epochs=epochs, verbose=2)
+    model, history = keras_mm.train(
+        config, train_data, test_data, epochs=epochs, strategy="auto", learning_rate=2e-3,
+        checkpoint_dir=os.path.join(output_dir, "checkpoints"),
+    )
     train_seconds = time.time() - start
-
-    labels = np.concatenate([y.numpy() for _, y in test])
-    extras = model.extras_model().predict(test, verbose=0)
-    predictions = extras["output"].argmax(-1)
-    accuracy = float((predictions == labels).mean())
-    weights = extras["modality_weights"].mean(0)
+    model.summary(line_length=100)
+    test = test_data(model)
+    print(f"\n== evaluation on {len(test.manifest)} held-out rows ==")
+    report = keras_mm.evaluate(model, test, class_names=WORDS, output_dir=os.path.join(output_dir, "report"), history=history)
+    print("\n== robustness (accuracy) ==")
+    robustness = keras_mm.evaluate_robustness(model, test, output_dir=os.path.join(output_dir, "report"))
     metrics = {
-        "test_accuracy": accuracy,
-        "test_rows": int(len(labels)),
+        "test_accuracy": report.metrics["accuracy"],
+        "test_macro_f1": report.metrics["macro_f1"],
+        "test_rows": len(test.manifest),
         "train_seconds": round(train_seconds, 1),
-        "mean_modality_weights": {f: round(float(w), 3) for f, w in zip(model.features, weights)},
+        "mean_modality_weights": report.modality_weights["overall"],
+        "accuracy_without": robustness.removed,
     }
-    print("\n== demo results ==")
-    print(f"{'metric':<28}value")
-    print(f"{'test accuracy':<28}{accuracy:.3f}  ({int((predictions == labels).sum())}/{len(labels)})")
-    for feature, w in metrics["mean_modality_weights"].items():
-        print(f"{'attention weight: ' + feature:<28}{w:.3f}")
-    print(f"{'training time (s)':<28}{train_seconds:.1f}")
+    print(f"\ntraining time: {train_seconds:.1f}s; plots and report.json in {os.path.join(output_dir, 'report')}")
 
     os.makedirs(output_dir, exist_ok=True)
     model_path = os.path.join(output_dir, "model.keras")
@@ -95,18 +101,19 @@ def run(output_dir="saved_models/demo", epochs=25, batch_size=32, seed=0, export
     # Export for TF Serving (raw inputs), check it, and call it from a fresh process.
     rows = test.manifest.rows[:4]
     samples = {
-        feature: [test.manifest.load_row(r, {"audio": 16000})[feature] for r in rows] for feature in model.features
+        feature: [test.manifest.load_row(r, {"audio": model.feature_encoders["audio"].sample_rate})[feature] for r in rows]
+        for feature in model.features
     }
     version_dir = keras_mm.export_saved_model(model, export_dir, class_names=WORDS, warmup_samples=samples)
-    report = keras_mm.verify_export(model, export_dir, samples)
+    parity = keras_mm.verify_export(model, export_dir, samples)
     metrics["export"] = {
         "path": version_dir,
         "size_mb": round(_dir_size(version_dir) / 1e6, 2),
-        "fresh_process_max_abs_diff": report["max_abs_diff"],
-        "tf1_session_max_abs_diff": report["session_max_abs_diff"],
+        "fresh_process_max_abs_diff": parity["max_abs_diff"],
+        "tf1_session_max_abs_diff": parity["session_max_abs_diff"],
     }
     print(f"exported {version_dir} ({metrics['export']['size_mb']} MB); reload parity: "
-          f"{report['max_abs_diff']:.2e} (fresh process), {report['session_max_abs_diff']:.2e} (TF1 session)")
+          f"{parity['max_abs_diff']:.2e} (fresh process), {parity['session_max_abs_diff']:.2e} (TF1 session)")
     row = rows[0]
     root = test.manifest.root
     command = [

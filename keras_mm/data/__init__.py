@@ -1,5 +1,6 @@
 """Datasets: manifests of files and text -> ``tf.data``."""
 
+from keras_mm.data.augmentation import Augmentation
 from keras_mm.data.manifest import Manifest, from_manifest, load_audio_file
 
-__all__ = ["Manifest", "from_manifest", "load_audio_file"]
+__all__ = ["Augmentation", "Manifest", "from_manifest", "load_audio_file"]

@@ -184,6 +184,7 @@ def from_manifest(
     sample_rate=None,
     on_error="raise",
     strategy=None,
+    augment=None,
 ):
     """A ``tf.data.Dataset`` from a CSV/JSONL manifest of image paths, texts and audio paths.
 
@@ -202,6 +203,9 @@ def from_manifest(
         cache: cache decoded examples in memory after the first epoch.
         sample_rate: audio rate when no model gives it (default 16000).
         strategy: only used to check ``batch_size`` divides across replicas.
+        augment: ``True`` for the default :class:`Augmentation` of the model's
+            modalities, or an ``Augmentation``; applied after preprocessing,
+            per example. Use it for training pipelines only.
 
     Example:
         >>> train = keras_mm.data.from_manifest("data/manifest.csv", model=model, split="train",
@@ -245,6 +249,14 @@ def from_manifest(
         ds = ds.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
+    if augment:
+        if preprocessor is None:
+            raise ValueError("augment= works on numeric examples: pass model= or preprocessor= too.")
+        if augment is True:
+            from keras_mm.data.augmentation import Augmentation
+
+            augment = Augmentation(manifest.modalities, seed=seed)
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
         ds = ds.shuffle(len(manifest), seed=seed, reshuffle_each_iteration=True)
     if batch_size:

@@ -1,0 +1,229 @@
+"""``keras_mm.evaluate``: metrics, a printed report and PNG plots for a trained model."""
+
+import json
+import os
+
+import numpy as np
+
+from keras_mm.evaluation.metrics import confusion_matrix, precision_recall_f1, roc_auc
+
+
+def collect_predictions(model, dataset):
+    """Run ``model`` over ``(inputs, labels)`` batches: (labels, head outputs, fusion extras)."""
+    core = model.extras_model() if model.fusion.extra_outputs and not model.return_extras else model
+    labels, outputs, extras = [], [], {}
+    for batch in dataset:
+        x, y = batch[0], batch[1]
+        result = core(x, training=False)
+        if isinstance(result, dict):
+            outputs.append(np.asarray(result["output"]))
+            for key, value in result.items():
+                if key != "output":
+                    extras.setdefault(key, []).append(np.asarray(value))
+        else:
+            outputs.append(np.asarray(result))
+        labels.append(np.asarray(y))
+    return np.concatenate(labels), np.concatenate(outputs), {k: np.concatenate(v) for k, v in extras.items()}
+
+
+class EvaluationReport:
+    """Metrics of a model on a dataset; ``print(report)`` gives an sklearn-style table.
+
+    Attributes:
+        metrics: dict of scalar metrics (accuracy, macro precision/recall/F1, ROC-AUC, ...).
+        per_class: list of dicts (name, precision, recall, f1, support) for classifiers.
+        confusion: confusion matrix (rows: true class) for classifiers.
+        modality_weights: mean attention weight per feature, overall and per true class.
+    """
+
+    def __init__(self, task, metrics, per_class=None, confusion=None, class_names=None, modality_weights=None, features=None):
+        self.task = task
+        self.metrics = metrics
+        self.per_class = per_class or []
+        self.confusion = confusion
+        self.class_names = class_names
+        self.modality_weights = modality_weights
+        self.features = features
+
+    def to_dict(self):
+        return {
+            "task": self.task,
+            "metrics": self.metrics,
+            "per_class": self.per_class,
+            "confusion_matrix": None if self.confusion is None else self.confusion.tolist(),
+            "class_names": self.class_names,
+            "modality_weights": self.modality_weights,
+        }
+
+    def table(self):
+        lines = []
+        if self.per_class:
+            width = max(12, *(len(str(r["name"])) + 2 for r in self.per_class))
+            lines.append(f"{'':<{width}}{'precision':>10}{'recall':>10}{'f1-score':>10}{'support':>10}")
+            for row in self.per_class:
+                lines.append(f"{str(row['name']):<{width}}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>10d}")
+            lines.append("")
+            total = int(sum(r["support"] for r in self.per_class))
+            lines.append(f"{'accuracy':<{width}}{'':>20}{self.metrics['accuracy']:>10.3f}{total:>10d}")
+            lines.append(
+                f"{'macro avg':<{width}}{self.metrics['macro_precision']:>10.3f}{self.metrics['macro_recall']:>10.3f}"
+                f"{self.metrics['macro_f1']:>10.3f}{total:>10d}"
+            )
+        for key, value in self.metrics.items():
+            if not self.per_class or key not in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+                lines.append(f"{key:<24}{value:.4f}")
+        if self.modality_weights:
+            lines.append("mean modality weights: " + ", ".join(f"{k}={v:.3f}" for k, v in self.modality_weights["overall"].items()))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+    def save_plots(self, output_dir, history=None):
+        """Write PNGs (confusion matrix, modality weights, training curves) and ``report.json``; return the paths.
+
+        Example:
+            >>> report.save_plots("reports/run1", history=history)
+            ['reports/run1/confusion_matrix.png', ...]
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        os.makedirs(output_dir, exist_ok=True)
+        paths = []
+        if self.confusion is not None:
+            names = self.class_names or [str(i) for i in range(len(self.confusion))]
+            fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+            image = ax.imshow(self.confusion, cmap="Blues")
+            ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+            ax.set_yticks(range(len(names)), names)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(f"Confusion matrix (accuracy {self.metrics['accuracy']:.3f})")
+            for (i, j), count in np.ndenumerate(self.confusion):
+                ax.text(j, i, str(count), ha="center", va="center", color="white" if count > self.confusion.max() / 2 else "black", fontsize=8)
+            fig.colorbar(image, ax=ax)
+            fig.tight_layout()
+            paths.append(os.path.join(output_dir, "confusion_matrix.png"))
+            fig.savefig(paths[-1], dpi=120)
+            plt.close(fig)
+        if self.modality_weights:
+            per_class = self.modality_weights.get("per_class")
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            features = list(self.modality_weights["overall"])
+            if per_class:
+                groups = list(per_class)
+                width = 0.8 / len(features)
+                for k, feature in enumerate(features):
+                    ax.bar(np.arange(len(groups)) + k * width, [per_class[g][feature] for g in groups], width, label=feature)
+                ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45, ha="right")
+            else:
+                ax.bar(features, [self.modality_weights["overall"][f] for f in features])
+            ax.set_ylabel("mean attention weight")
+            ax.set_title("Which modality the model relied on (by true class)")
+            ax.legend()
+            fig.tight_layout()
+            paths.append(os.path.join(output_dir, "modality_weights.png"))
+            fig.savefig(paths[-1], dpi=120)
+            plt.close(fig)
+        if history is not None:
+            logs = history.history if hasattr(history, "history") else history
+            keys = [k for k in logs if not k.startswith("val_")]
+            fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+            for ax, key in zip(axes[0], keys):
+                ax.plot(range(1, len(logs[key]) + 1), logs[key], label="train")
+                if f"val_{key}" in logs:
+                    ax.plot(range(1, len(logs[f"val_{key}"]) + 1), logs[f"val_{key}"], label="validation")
+                ax.set_xlabel("epoch")
+                ax.set_title(key)
+                ax.legend()
+            fig.tight_layout()
+            paths.append(os.path.join(output_dir, "training_curves.png"))
+            fig.savefig(paths[-1], dpi=120)
+            plt.close(fig)
+        with open(os.path.join(output_dir, "report.json"), "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+        paths.append(os.path.join(output_dir, "report.json"))
+        return paths
+
+
+def evaluate(model, dataset, class_names=None, output_dir=None, history=None, verbose=True):
+    """Evaluate a trained model: metrics, per-class table, confusion matrix, ROC-AUC, plots.
+
+    Args:
+        model: a :class:`MultimodalModel` with a head.
+        dataset: ``(numeric_inputs, labels)`` batches (e.g. ``from_manifest(..., model=model)``).
+        class_names: names for the table and plots.
+        output_dir: if given, write PNG plots and ``report.json`` there.
+        history: a training history, plotted as curves when ``output_dir`` is given.
+        verbose: print the report.
+
+    Returns:
+        an :class:`EvaluationReport`.
+
+    Example:
+        >>> report = keras_mm.evaluate(model, test_ds, class_names=names, output_dir="reports/run1")
+        >>> report.metrics["macro_f1"]
+    """
+    if model.head is None:
+        raise ValueError("evaluate needs a model with a head; an embedding model (head=None) has no labels to score.")
+    labels, outputs, extras = collect_predictions(model, dataset)
+    task = model.head.registered_name_in_zoo
+    per_class, confusion, metrics = None, None, {}
+    if task in ("classification", "binary"):
+        if task == "binary":
+            scores = outputs[:, 0]
+            predicted = (scores > 0.5).astype(int)
+            labels = labels.reshape(-1).astype(int)
+            num_classes = 2
+        else:
+            predicted = outputs.argmax(-1)
+            labels = labels.reshape(-1).astype(int)
+            num_classes = outputs.shape[-1]
+        class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        confusion = confusion_matrix(labels, predicted, num_classes)
+        precision, recall, f1, support = precision_recall_f1(confusion)
+        per_class = [
+            {"name": class_names[i], "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i in range(num_classes)
+        ]
+        present = support > 0
+        metrics = {
+            "accuracy": float((predicted == labels).mean()),
+            "macro_precision": float(precision[present].mean()),
+            "macro_recall": float(recall[present].mean()),
+            "macro_f1": float(f1[present].mean()),
+        }
+        if task == "binary":
+            metrics["roc_auc"] = roc_auc(labels, scores)
+    elif task == "multilabel":
+        predicted = (outputs > 0.5).astype(int)
+        labels = labels.astype(int)
+        tp = (predicted & labels).sum(0)
+        precision = np.divide(tp, predicted.sum(0), out=np.zeros(len(tp)), where=predicted.sum(0) > 0)
+        recall = np.divide(tp, labels.sum(0), out=np.zeros(len(tp)), where=labels.sum(0) > 0)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(tp)), where=(precision + recall) > 0)
+        metrics = {"subset_accuracy": float((predicted == labels).all(1).mean()), "macro_f1": float(f1.mean()),
+                   "macro_roc_auc": float(np.nanmean([roc_auc(labels[:, j], outputs[:, j]) for j in range(labels.shape[1])]))}
+    else:
+        error = outputs - labels.reshape(outputs.shape)
+        variance = np.var(labels)
+        metrics = {"mae": float(np.abs(error).mean()), "mse": float((error**2).mean()),
+                   "r2": float(1 - (error**2).mean() / variance) if variance > 0 else float("nan")}
+    modality_weights = None
+    if "modality_weights" in extras:
+        weights = extras["modality_weights"]
+        modality_weights = {"overall": {f: float(weights[:, i].mean()) for i, f in enumerate(model.features)}}
+        if per_class is not None:
+            modality_weights["per_class"] = {
+                class_names[c]: {f: float(weights[labels == c, i].mean()) for i, f in enumerate(model.features)}
+                for c in range(len(class_names)) if (labels == c).any()
+            }
+    report = EvaluationReport(task, metrics, per_class, confusion, class_names, modality_weights, model.features)
+    if verbose:
+        print(report.table())
+    if output_dir is not None:
+        report.save_plots(output_dir, history)
+    return report
