@@ -47,7 +47,7 @@ test: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
 
 demo: install
-	$(PY) -m keras_mm.demo --output saved_models/demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m keras_mm.demo --output saved_models/demo
 
 bench: install
 	$(PY) -m benchmarks.speed

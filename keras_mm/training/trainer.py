@@ -163,7 +163,8 @@ def train(
         optimizer.build(model.trainable_variables)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
 
-    main_output = (lambda out: out["output"]) if model.return_extras else (lambda out: out)
+    def main_output(out):
+        return out["output"] if isinstance(out, dict) else out
 
     def per_example_loss(y, pred, sample_weight=None):
         values = loss_fn(y, pred) if not hasattr(loss_fn, "call") else loss_fn.call(y, pred)

@@ -69,7 +69,7 @@ def test_augmentation_changes_present_samples_only(model):
     x = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
     example = {k: v[0] for k, v in x.items()}
     example["image_present"] = tf.constant(0.0)
-    augmented = Augmentation(model.modalities, seed=1)(example)
+    augmented = Augmentation(model.modalities, probability=1.0, seed=1)(example)
     np.testing.assert_array_equal(augmented["image"], example["image"])  # missing stays untouched
     assert not np.allclose(augmented["audio"], example["audio"])
     np.testing.assert_array_equal(augmented["text_token_ids"], example["text_token_ids"])

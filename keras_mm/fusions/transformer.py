@@ -1,0 +1,80 @@
+"""Transformer fusion over modality tokens and a learned fusion token."""
+
+import keras
+import keras_hub
+from keras import ops
+
+from keras_mm.fusions.base import Fusion
+from keras_mm.registry import register_fusion
+
+
+@register_fusion("transformer")
+class TransformerFusion(Fusion):
+    """Each modality becomes one token; a learned fusion token attends over them.
+
+    Tokens: ``[fusion, proj_1(x_1) + e_1, ..., proj_M(x_M) + e_M]`` (``e_m``
+    learned modality embeddings) through ``num_layers`` keras-hub
+    ``TransformerEncoder`` blocks; missing modalities are masked out of the
+    attention. The output is the fusion token's final state.
+
+    Args:
+        hidden_dim: token size (the output size).
+        num_layers, num_heads, intermediate_dim, dropout: encoder settings.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders=..., fusion={"name": "transformer", "hidden_dim": 64}, num_classes=5)
+    """
+
+    example_config = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "intermediate_dim": 16}
+
+    def __init__(self, hidden_dim=128, num_layers=2, num_heads=4, intermediate_dim=256, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if int(hidden_dim) % int(num_heads):
+            raise ValueError(f"hidden_dim={hidden_dim} must be divisible by num_heads={num_heads}.")
+        self.hidden_dim, self.num_layers, self.num_heads = int(hidden_dim), int(num_layers), int(num_heads)
+        self.intermediate_dim, self.dropout = int(intermediate_dim), float(dropout)
+        self.blocks = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=self.intermediate_dim, num_heads=self.num_heads, dropout=self.dropout, name=f"block_{i}"
+            )
+            for i in range(self.num_layers)
+        ]
+
+    def build_fusion(self, input_dims):
+        self.projections = {}
+        for key, dim in input_dims.items():
+            self.projections[key] = keras.layers.Dense(self.hidden_dim, name=f"project_{key}")
+            self.projections[key].build((None, dim))
+        self.modality_embeddings = self.add_weight(
+            shape=(len(input_dims), self.hidden_dim), initializer="glorot_uniform", name="modality_embeddings"
+        )
+        self.fusion_token = self.add_weight(shape=(1, 1, self.hidden_dim), initializer="glorot_uniform", name="fusion_token")
+        for block in self.blocks:
+            block.build((None, len(input_dims) + 1, self.hidden_dim))
+
+    def compute_output_dim(self, input_dims):
+        return self.hidden_dim
+
+    def call(self, features, presence=None, training=None):
+        features = self.masked_features(features, presence)
+        keys = sorted(features)
+        tokens = ops.stack([self.projections[k](features[k]) for k in keys], axis=1)
+        tokens = tokens + ops.cast(self.modality_embeddings[None], tokens.dtype)
+        batch = ops.shape(tokens)[0]
+        fusion = ops.broadcast_to(ops.cast(self.fusion_token, tokens.dtype), (batch, 1, self.hidden_dim))
+        x = ops.concatenate([fusion, tokens], axis=1)
+        present = self.presence_matrix(features, presence)
+        mask = ops.concatenate([ops.ones_like(present[:, :1]), present], axis=1) > 0
+        for block in self.blocks:
+            x = block(x, padding_mask=mask, training=training)
+        return {"fused": x[:, 0, :]}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+        }
