@@ -79,8 +79,12 @@ class TFLiteModel:
     """
 
     def __init__(self, path, num_threads=None):
+        import os
+
         import tensorflow as tf
 
+        # The interpreter defaults to one thread; use the machine's cores.
+        num_threads = num_threads or os.cpu_count()
         self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         self.input_details = self.runner.get_input_details()

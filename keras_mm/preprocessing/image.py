@@ -45,9 +45,8 @@ def decode_and_resize_images(images, image_size):
         tf.debugging.assert_positive(tf.shape(image)[:2], message="image has no pixels")
         return tf.image.resize(tf.cast(image, tf.float32), (height, width))
 
-    pixels, valid = map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
-    finite = tf.reduce_all(tf.math.is_finite(pixels), axis=[1, 2, 3])
-    return tf.where(finite[:, None, None, None], pixels, 0.0), tf.logical_and(valid, finite)
+    # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
+    return map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
 
 
 class ImagePreprocessor(FeaturePreprocessor):
