@@ -17,6 +17,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from keras_mm import data, datasets, encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
 from keras_mm import serving  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
+from keras_mm.presets import list_presets  # noqa: E402
+from keras_mm.recipes import Distiller  # noqa: E402
 from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
 from keras_mm.models import MultimodalModel, build_model  # noqa: E402
 from keras_mm.training import train  # noqa: E402
@@ -33,6 +35,7 @@ from keras_mm.registry import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "Distiller",
     "ModelConfig",
     "data",
     "datasets",
@@ -49,6 +52,7 @@ __all__ = [
     "list_encoders",
     "list_fusions",
     "list_heads",
+    "list_presets",
     "preprocessing",
     "register_encoder",
     "register_fusion",

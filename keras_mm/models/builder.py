@@ -26,6 +26,7 @@ def build_model(
     modality_dropout=0.0,
     name="multimodal_model",
     config=None,
+    preset=None,
 ):
     """Build a multimodal Keras model from registered components.
 
@@ -44,6 +45,8 @@ def build_model(
         name: model name.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
+        preset: a named recipe (``keras_mm.list_presets()``); the other
+            arguments given override it (``encoders`` merge per feature).
 
     Returns:
         a :class:`MultimodalModel`; ``model.preprocessor`` maps raw inputs.
@@ -60,6 +63,19 @@ def build_model(
         ...     fusion="attention", head="classification", num_classes=10)
         >>> model.compile()
     """
+    if preset is not None:
+        from keras_mm.presets import preset_config
+
+        overrides = {"encoders": encoders, "num_classes": num_classes, "return_extras": return_extras or None,
+                     "modality_dropout": modality_dropout or None}
+        if fusion != "concat":
+            overrides["fusion"] = fusion
+        if head != "classification":
+            overrides["head"] = head
+        if name != "multimodal_model":
+            overrides["name"] = name
+        config = ModelConfig.from_dict(preset_config(preset, **overrides))
+        encoders = None
     if isinstance(encoders, (ModelConfig, dict)) and config is None and (
         isinstance(encoders, ModelConfig) or "encoders" in encoders
     ):
