@@ -20,7 +20,7 @@ from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402
 from keras_mm.recipes import Distiller  # noqa: E402
 from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
-from keras_mm.models import MultimodalModel, build_model  # noqa: E402
+from keras_mm.models import DualEncoder, MultimodalModel, build_dual_encoder, build_model  # noqa: E402
 from keras_mm.training import train  # noqa: E402
 from keras_mm.evaluation import evaluate, evaluate_robustness  # noqa: E402
 from keras_mm.registry import (  # noqa: E402
@@ -40,6 +40,8 @@ __all__ = [
     "data",
     "datasets",
     "MultimodalModel",
+    "DualEncoder",
+    "build_dual_encoder",
     "build_model",
     "encoders",
     "evaluate",
