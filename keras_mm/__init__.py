@@ -15,7 +15,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_mm import data, datasets, encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
-from keras_mm import serving  # noqa: E402
+from keras_mm import serving, testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402
 from keras_mm.recipes import Distiller  # noqa: E402
@@ -60,6 +60,7 @@ __all__ = [
     "register_fusion",
     "register_head",
     "serving",
+    "testing",
     "train",
     "verify_export",
 ]
