@@ -5,7 +5,8 @@ from keras_mm.models.multimodal_model import MultimodalModel
 from keras_mm.registry import ENCODERS, FUSIONS, HEADS, validate_kwargs
 
 
-def _instantiate(registry, spec, field, provided=None, default_name=None):
+def instantiate(registry, spec, field, provided=None, default_name=None):
+    """Build a registered component from ``{"name": ..., **kwargs}``, validating kwargs against ``field``."""
     spec = dict(spec)
     if default_name is not None:
         # The "name" key selects the component; the Keras layer is named after its role.
@@ -98,10 +99,10 @@ def build_model(
         )
 
     built_encoders = {
-        feature: _instantiate(ENCODERS, spec, f"encoders[{feature!r}]", default_name=f"{feature}_encoder")
+        feature: instantiate(ENCODERS, spec, f"encoders[{feature!r}]", default_name=f"{feature}_encoder")
         for feature, spec in config.encoders.items()
     }
-    built_fusion = _instantiate(FUSIONS, config.fusion, "fusion", default_name="fusion")
+    built_fusion = instantiate(FUSIONS, config.fusion, "fusion", default_name="fusion")
 
     built_head = None
     if config.head is not None:
@@ -118,7 +119,7 @@ def build_model(
         elif config.num_classes is not None and config.num_classes != 2 and config.head["name"] == "binary":
             raise ValueError(f"head='binary' predicts one probability; num_classes={config.num_classes} needs head='classification'.")
         spec = {k: v for k, v in config.head.items() if k != "num_classes"}
-        built_head = _instantiate(HEADS, spec, "head", provided=provided, default_name="head")
+        built_head = instantiate(HEADS, spec, "head", provided=provided, default_name="head")
 
     model = MultimodalModel(
         built_encoders,

@@ -5,9 +5,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
-from keras_mm.registry import ENCODERS, validate_kwargs
 from keras_mm.config import normalize_component
+from keras_mm.models.builder import instantiate
+from keras_mm.models.multimodal_model import encoder_inputs
+from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
+from keras_mm.registry import ENCODERS
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
@@ -88,11 +90,9 @@ class DualEncoder(keras.Model):
         # === Functional Model ===
         inputs, towers = {}, []
         for feature, encoder in ((feature_a, encoder_a), (feature_b, encoder_b)):
-            encoder_inputs = {}
-            for suffix, (shape, dtype) in encoder.input_signature().items():
-                name = f"{feature}_{suffix}" if suffix else feature
-                inputs[name] = encoder_inputs[suffix] = keras.Input(shape=shape, dtype=dtype, name=name)
-            towers.append(encoder(encoder_inputs))
+            feature_inputs = encoder_inputs(feature, encoder)
+            inputs.update({t.name: t for t in feature_inputs.values()})
+            towers.append(encoder(feature_inputs))
         a = self.normalize_a(ops.cast(self.projection_a(towers[0]), "float32"))
         b = self.normalize_b(ops.cast(self.projection_b(towers[1]), "float32"))
         super().__init__(inputs=inputs, outputs={"a_embedding": a, "b_embedding": b, "logit_scale": self.logit_scale(a)}, **kwargs)
@@ -201,10 +201,8 @@ def build_dual_encoder(a, b, embed_dim=128, initial_temperature=0.07, max_logit_
         if not isinstance(spec, dict) or len(spec) != 1:
             raise ValueError(f"{side}: expected one feature, e.g. {{'image': 'mobilenet_v2'}}, got {spec!r}.")
         (feature, component), = spec.items()
-        component = normalize_component(component, f"{side}[{feature!r}]")
-        cls = ENCODERS.get(component.pop("name"), field=f"{side}[{feature!r}]")
-        validate_kwargs(cls, component, f"{side}[{feature!r}]")
-        towers.append((feature, cls(name=f"{feature}_encoder", **component)))
+        field = f"{side}[{feature!r}]"
+        towers.append((feature, instantiate(ENCODERS, normalize_component(component, field), field, default_name=f"{feature}_encoder")))
     if towers[0][0] == towers[1][0]:
         raise ValueError(f"a and b need different feature names, got {towers[0][0]!r} twice.")
     return DualEncoder(towers[0][1], towers[1][1], towers[0][0], towers[1][0], embed_dim, initial_temperature, max_logit_scale, name=name)

@@ -10,6 +10,14 @@ def _input_name(feature, suffix):
     return f"{feature}_{suffix}" if suffix else feature
 
 
+def encoder_inputs(feature, encoder):
+    """``{suffix: keras.Input}`` for one feature's encoder, named ``<feature>[_<suffix>]``."""
+    return {
+        suffix: keras.Input(shape=shape, dtype=dtype, name=_input_name(feature, suffix))
+        for suffix, (shape, dtype) in encoder.input_signature().items()
+    }
+
+
 @keras.saving.register_keras_serializable(package="keras_mm")
 class MultimodalModel(keras.Model):
     """A Keras functional model joining per-feature encoders through a fusion and a head.
@@ -45,13 +53,13 @@ class MultimodalModel(keras.Model):
         # === Functional Model ===
         inputs, features, presence = {}, {}, {}
         for feature, encoder in self.feature_encoders.items():
-            encoder_inputs = {}
-            for suffix, (shape, dtype) in encoder.input_signature().items():
+            feature_inputs = encoder_inputs(feature, encoder)
+            for suffix, tensor in feature_inputs.items():
                 name = _input_name(feature, suffix)
                 if name in inputs:
                     raise ValueError(f"Two features produce the model input {name!r}; rename one feature.")
-                inputs[name] = encoder_inputs[suffix] = keras.Input(shape=shape, dtype=dtype, name=name)
-            features[feature] = encoder(encoder_inputs)
+                inputs[name] = tensor
+            features[feature] = encoder(feature_inputs)
             presence_name = _input_name(feature, "present")
             inputs[presence_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=presence_name)
         presence = self.modality_dropout(presence)
