@@ -7,6 +7,11 @@ import tensorflow as tf
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", None)
 
+# One strategy per device set per process: a second MirroredStrategy over the
+# same devices reuses collective instance keys and aborts with "Shape mismatch
+# in the collective instance" (seen when train() runs twice in one notebook).
+_STRATEGY_CACHE = {}
+
 
 def resolve_strategy(strategy="auto"):
     """Return a ``tf.distribute.Strategy`` for a name (or pass one through).
@@ -36,10 +41,14 @@ def resolve_strategy(strategy="auto"):
             strategy = None
     if strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        devices = tuple(d.name for d in (gpus or tf.config.list_logical_devices("CPU")))
+        if ("mirrored", devices) not in _STRATEGY_CACHE:
+            _STRATEGY_CACHE[("mirrored", devices)] = tf.distribute.MirroredStrategy(devices=list(devices))
+        return _STRATEGY_CACHE[("mirrored", devices)]
     if strategy == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if "multi_worker" not in _STRATEGY_CACHE:
+            _STRATEGY_CACHE["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGY_CACHE["multi_worker"]
     return tf.distribute.get_strategy()
 
 

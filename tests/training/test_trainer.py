@@ -137,3 +137,15 @@ def test_bad_arguments_are_named():
         keras_mm.train(model, ds, strategy=None, mixed_precision="fp8")
     with pytest.raises(ValueError, match="early_stopping monitors 'val_loss', which is not logged"):
         keras_mm.train(model, ds, strategy=None, early_stopping=1, verbose=0)
+
+
+def test_every_registered_encoder_trains_under_mirrored_strategy():
+    from keras_mm.registry import ENCODERS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.training.all_encoders_mirrored"], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ENCODERS.names():
+        assert f"OK {name} replicas=2" in result.stdout, (name, result.stdout[-2000:])
