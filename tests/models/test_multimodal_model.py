@@ -42,7 +42,7 @@ def test_every_fusion_in_a_three_modality_model(fusion):
     before = model.evaluate(x, y, verbose=0)[0]
     model.fit(x, y, epochs=15, batch_size=10, verbose=0)
     assert model.evaluate(x, y, verbose=0)[0] < before
-    assert model.fusion.output_dim == model.head.input.shape[-1] if hasattr(model.head, "input") else True
+    assert model.head.output_layer.kernel.shape[0] == model.fusion.output_dim
     run_serialization_test(model, x)
 
 
