@@ -11,7 +11,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 import keras_mm
 

@@ -89,7 +89,7 @@ def write_warmup_requests(path, samples, signature_name="serving_default", num_r
         >>> write_warmup_requests("export/1/assets.extra/tf_serving_warmup_requests", raw_batch)
     """
     import tensorflow as tf
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: F401
+    from tensorflow_serving.apis import prediction_log_pb2
 
     request = grpc_request(samples, model_name="warmup", signature_name=signature_name)
     with tf.io.TFRecordWriter(path) as writer:
