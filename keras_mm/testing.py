@@ -77,6 +77,15 @@ def run_encoder_test(cls, init_kwargs, batch_size=2):
         assert value.dtype.name == dtype, (suffix, value.dtype, dtype)
     np.testing.assert_array_equal(numeric[preprocessor.presence_name], 1.0)  # example_raw is valid data
 
+    if encoder.supports_sequences:
+        encoded = encoder(inputs, return_sequence=True)
+        assert set(encoded) == {"pooled", "sequence", "sequence_mask"}, set(encoded)
+        assert_allclose_nested(encoded["pooled"], outputs, atol=1e-6)
+        sequence, mask = keras.ops.convert_to_numpy(encoded["sequence"]), keras.ops.convert_to_numpy(encoded["sequence_mask"])
+        assert sequence.ndim == 3 and sequence.shape[0] == batch_size and sequence.shape[2] == encoder.sequence_dim
+        assert mask.shape == sequence.shape[:2] and set(np.unique(mask)) <= {0.0, 1.0}, mask
+        assert np.all(mask[:, 0] == 1.0), "the first position of every sequence is valid"
+
     restored = cls.from_config(encoder.get_config())
     restored(inputs)
     restored.set_weights(encoder.get_weights())
@@ -93,8 +102,22 @@ def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
     input_dims = input_dims or {"audio": 5, "image": 7, "text": 3}
     rng = np.random.default_rng(0)
     features = {k: rng.normal(size=(batch_size, d)).astype("float32") for k, d in input_dims.items()}
+    sequences = masks = None
+    if cls.uses_sequences:
+        # token sequences of different lengths; the second sample has padding
+        sequences = {k: rng.normal(size=(batch_size, 3 + i, d)).astype("float32")
+                     for i, (k, d) in enumerate(sorted(input_dims.items()))}
+        masks = {k: np.ones(v.shape[:2], "float32") for k, v in sequences.items()}
+        for m in masks.values():
+            m[1:, -1] = 0.0
+
+    def call(layer, feats, presence=None, seqs=None):
+        if not cls.uses_sequences:
+            return layer(feats, presence)
+        return layer(feats, presence, sequences=seqs if seqs is not None else sequences, sequence_masks=masks)
+
     fusion = cls(**init_kwargs)
-    out = fusion(features)
+    out = call(fusion, features)
     assert isinstance(out, dict) and "fused" in out, "a fusion returns a dict with a 'fused' entry"
     assert set(out) == {"fused", *fusion.extra_outputs}, (set(out), fusion.extra_outputs)
     assert tuple(out["fused"].shape) == (batch_size, fusion.output_dim)
@@ -110,15 +133,22 @@ def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
     perturbed = dict(features)
     perturbed[first] = features[first].copy()
     perturbed[first][0] += 100.0
-    assert_allclose_nested(fusion(perturbed, presence)["fused"][0], fusion(features, presence)["fused"][0], atol=1e-5)
+    perturbed_sequences = None
+    if sequences is not None:
+        perturbed_sequences = dict(sequences)
+        perturbed_sequences[first] = sequences[first].copy()
+        perturbed_sequences[first][0] += 100.0
+    assert_allclose_nested(
+        call(fusion, perturbed, presence, perturbed_sequences)["fused"][0], call(fusion, features, presence)["fused"][0], atol=1e-5
+    )
     if "modality_weights" in out:
-        masked_weights = keras.ops.convert_to_numpy(fusion(features, presence)["modality_weights"])
+        masked_weights = keras.ops.convert_to_numpy(call(fusion, features, presence)["modality_weights"])
         assert masked_weights[0, 0] == 0.0 and abs(masked_weights[0].sum() - 1.0) < 1e-5
 
     restored = cls.from_config(fusion.get_config())
-    restored(features)
+    call(restored, features)
     restored.set_weights(fusion.get_weights())
-    assert_allclose_nested(restored(features), out, atol=1e-5)
+    assert_allclose_nested(call(restored, features), out, atol=1e-5)
     return fusion
 
 

@@ -1,6 +1,9 @@
 """Base class of all encoders."""
 
+import inspect
+
 import keras
+from keras import ops
 
 
 class Encoder(keras.layers.Layer):
@@ -11,7 +14,12 @@ class Encoder(keras.layers.Layer):
     - ``input_signature()``: ``{suffix: (shape_without_batch, dtype)}``; the
       model input is named ``<feature>`` for suffix ``""`` and
       ``<feature>_<suffix>`` otherwise.
-    - ``call(inputs)``: ``inputs`` is a dict keyed by those suffixes.
+    - ``call(inputs, training=None, return_sequence=False)``: ``inputs`` is a
+      dict keyed by those suffixes. With ``return_sequence=True`` it returns
+      ``{"pooled": [B, output_dim], "sequence": [B, L, sequence_dim],
+      "sequence_mask": [B, L]}`` (word tokens, spatial cells of the feature
+      map, audio frames), which token-level fusions such as
+      ``cross_attention`` use; :meth:`encoder_outputs` builds that dict.
     - ``build_preprocessor(feature)``: the :class:`FeaturePreprocessor` that
       turns raw values into exactly those inputs.
     - ``output_dim``: size of the returned vector.
@@ -47,10 +55,42 @@ class Encoder(keras.layers.Layer):
     def build_preprocessor(self, feature):
         raise NotImplementedError
 
+    @staticmethod
+    def encoder_outputs(pooled, sequence, mask, return_sequence):
+        """``pooled`` alone, or the ``return_sequence=True`` dict (mask as float32 0/1)."""
+        if not return_sequence:
+            return pooled
+        return {"pooled": pooled, "sequence": sequence, "sequence_mask": ops.cast(mask, "float32")}
+
+    @staticmethod
+    def all_valid_mask(sequence):
+        """A ``[B, L]`` mask of ones for sequences without padding (grids, frames)."""
+        return ops.ones(ops.shape(sequence)[:2], "float32")
+
+    @staticmethod
+    def flatten_grid(feature_map):
+        """``[B, H, W, C]`` -> ``[B, H*W, C]`` (the spatial cells as a sequence)."""
+        shape = ops.shape(feature_map)
+        return ops.reshape(feature_map, (shape[0], -1, shape[-1]))
+
+    @property
+    def supports_sequences(self):
+        """Whether ``call`` accepts ``return_sequence`` (needed by token-level fusions)."""
+        return "return_sequence" in inspect.signature(self.call).parameters
+
+    @property
+    def sequence_dim(self):
+        """Size of each element of the ``return_sequence=True`` sequence."""
+        return self.output_dim
+
+    def compute_output_spec(self, inputs, training=None, return_sequence=False):
+        if return_sequence:
+            return keras.src.backend.compute_output_spec(
+                lambda x: self.call(x, training=training, return_sequence=True), inputs
+            )
+        first = next(iter(inputs.values()))
+        return keras.KerasTensor((first.shape[0], self.output_dim), dtype=self.compute_dtype)
     @property
     def output_dim(self):
         raise NotImplementedError
 
-    def compute_output_shape(self, input_shape):
-        first = next(iter(input_shape.values()))
-        return (first[0], self.output_dim)

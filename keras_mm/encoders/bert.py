@@ -208,7 +208,7 @@ class BertEncoder(Encoder):
     def output_dim(self):
         return self.architecture["hidden_dim"]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_sequence=False):
         outputs = self.backbone(
             {
                 "token_ids": inputs["token_ids"],
@@ -217,13 +217,15 @@ class BertEncoder(Encoder):
             },
             training=training,
         )
-        if self.pooling == "pooled":
-            return outputs["pooled_output"]
         sequence = outputs["sequence_output"]
-        if self.pooling == "cls":
-            return sequence[:, 0, :]
-        mask = ops.cast(ops.expand_dims(inputs["padding_mask"], -1), sequence.dtype)
-        return ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        if self.pooling == "pooled":
+            pooled = outputs["pooled_output"]
+        elif self.pooling == "cls":
+            pooled = sequence[:, 0, :]
+        else:
+            mask = ops.cast(ops.expand_dims(inputs["padding_mask"], -1), sequence.dtype)
+            pooled = ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        return self.encoder_outputs(pooled, sequence, inputs["padding_mask"], return_sequence)
 
     def get_config(self):
         config = super().get_config()

@@ -63,7 +63,11 @@ class KerasApplicationEncoder(Encoder):
             )
         self.pooling = pooling
         self.fine_tune_last_n = fine_tune_last_n
+        # The backbone keeps its spatial map (pooling=None); pooling is ours, so
+        # token-level fusions can attend over the grid cells.
         self.backbone = self.build_backbone()
+        pool_layer = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        self.pool = pool_layer(name=f"{pooling}_pool")
         if weights is not None:
             load_pretrained_weights(self.backbone, os.fspath(weights))
         if fine_tune_last_n is not None:
@@ -77,12 +81,7 @@ class KerasApplicationEncoder(Encoder):
                 layer.trainable = i >= len(weighted) - fine_tune_last_n
 
     def build_backbone(self):
-        return self.application(
-            include_top=False,
-            weights=None,
-            input_shape=(*self.image_size, 3),
-            pooling=self.pooling,
-        )
+        return self.application(include_top=False, weights=None, input_shape=(*self.image_size, 3), pooling=None)
 
     def normalize(self, pixels):
         raise NotImplementedError
@@ -97,8 +96,10 @@ class KerasApplicationEncoder(Encoder):
     def output_dim(self):
         return int(self.backbone.output.shape[-1])
 
-    def call(self, inputs, training=None):
-        return self.backbone(self.normalize(inputs[""]), training=training)
+    def call(self, inputs, training=None, return_sequence=False):
+        grid = self.backbone(self.normalize(inputs[""]), training=training)
+        sequence = self.flatten_grid(grid)
+        return self.encoder_outputs(self.pool(grid), sequence, self.all_valid_mask(sequence), return_sequence)
 
     def get_config(self):
         config = super().get_config()
@@ -142,7 +143,7 @@ class MobileNetV2Encoder(KerasApplicationEncoder):
             include_top=False,
             weights=None,
             input_shape=(*self.image_size, 3),
-            pooling=self.pooling,
+            pooling=None,
             alpha=self.alpha,
         )
 

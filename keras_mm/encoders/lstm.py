@@ -61,7 +61,10 @@ class LSTMEncoder(Encoder):
         self.dropout = float(dropout)
         # +2: id 0 is padding and id 1 out-of-vocabulary (TextVectorization's layout).
         self.embedding = keras.layers.Embedding(len(self.vocabulary) + 2, self.embedding_dim, name="embedding")
-        lstm = keras.layers.LSTM(self.units, name="lstm")
+        # Full sequences and final states: the states are the pooled vector
+        # (exactly what return_sequences=False returns), the sequence serves
+        # token-level fusions.
+        lstm = keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name="lstm")
         self.rnn = keras.layers.Bidirectional(lstm, name="bilstm") if self.bidirectional else lstm
         self.dropout_layer = keras.layers.Dropout(self.dropout)
 
@@ -76,10 +79,14 @@ class LSTMEncoder(Encoder):
     def output_dim(self):
         return self.units * (2 if self.bidirectional else 1)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_sequence=False):
         mask = ops.cast(inputs["padding_mask"], "bool")
         x = self.embedding(inputs["token_ids"])
-        return self.dropout_layer(self.rnn(x, mask=mask), training=training)
+        sequence, *states = self.rnn(x, mask=mask)
+        # LSTM states are (h, c) per direction; the pooled vector is the h of each direction.
+        final = ops.concatenate(states[0::2], axis=-1) if len(states) > 2 else states[0]
+        pooled = self.dropout_layer(final, training=training)
+        return self.encoder_outputs(pooled, sequence, inputs["padding_mask"], return_sequence)
 
     def get_config(self):
         config = super().get_config()

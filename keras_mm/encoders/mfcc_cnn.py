@@ -43,11 +43,12 @@ class MFCCCNNEncoder(MFCCEncoder):
     def output_dim(self):
         return self.filters[-1]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_sequence=False):
         x = self.features(inputs)
         for conv, pool in zip(self.convs, self.pools):
             x = pool(conv(x))
-        return self.dropout_layer(self.global_pool(x), training=training)
+        pooled = self.dropout_layer(self.global_pool(x), training=training)
+        return self.encoder_outputs(pooled, x, self.all_valid_mask(x), return_sequence)
 
     def get_config(self):
         config = super().get_config()

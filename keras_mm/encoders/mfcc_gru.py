@@ -1,6 +1,7 @@
 """MFCC + GRU audio encoder."""
 
 import keras
+from keras import ops
 
 from keras_mm.encoders.audio import MFCCEncoder
 from keras_mm.registry import register_encoder
@@ -28,7 +29,8 @@ class MFCCGRUEncoder(MFCCEncoder):
         self.units = int(units)
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
-        gru = keras.layers.GRU(self.units, name="gru")
+        # Frames and final states: the states are the pooled vector.
+        gru = keras.layers.GRU(self.units, return_sequences=True, return_state=True, name="gru")
         self.rnn = keras.layers.Bidirectional(gru, name="bigru") if self.bidirectional else gru
         self.dropout_layer = keras.layers.Dropout(self.dropout)
 
@@ -36,8 +38,11 @@ class MFCCGRUEncoder(MFCCEncoder):
     def output_dim(self):
         return self.units * (2 if self.bidirectional else 1)
 
-    def call(self, inputs, training=None):
-        return self.dropout_layer(self.rnn(self.features(inputs)), training=training)
+    def call(self, inputs, training=None, return_sequence=False):
+        sequence, *states = self.rnn(self.features(inputs))
+        final = ops.concatenate(states, axis=-1) if len(states) > 1 else states[0]
+        pooled = self.dropout_layer(final, training=training)
+        return self.encoder_outputs(pooled, sequence, self.all_valid_mask(sequence), return_sequence)
 
     def get_config(self):
         config = super().get_config()

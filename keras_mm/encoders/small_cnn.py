@@ -52,11 +52,13 @@ class SmallCNNEncoder(Encoder):
     def output_dim(self):
         return self.filters[-1]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_sequence=False):
         x = self.rescale(inputs[""])
         for layer in self.blocks:
             x = layer(x)
-        return self.dropout_layer(self.pool(x), training=training)
+        pooled = self.dropout_layer(self.pool(x), training=training)
+        grid = self.flatten_grid(x)
+        return self.encoder_outputs(pooled, grid, self.all_valid_mask(grid), return_sequence)
 
     def get_config(self):
         config = super().get_config()
