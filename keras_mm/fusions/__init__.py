@@ -3,6 +3,7 @@
 from keras_mm.fusions.attention import AttentionFusion
 from keras_mm.fusions.base import Fusion
 from keras_mm.fusions.concat import ConcatFusion
+from keras_mm.fusions.cross_attention import CrossAttentionFusion
 from keras_mm.fusions.gated import GatedFusion
 from keras_mm.fusions.hierarchical import HierarchicalFusion
 from keras_mm.fusions.late import LateFusion
@@ -12,6 +13,7 @@ from keras_mm.fusions.transformer import TransformerFusion
 __all__ = [
     "AttentionFusion",
     "ConcatFusion",
+    "CrossAttentionFusion",
     "Fusion",
     "GatedFusion",
     "HierarchicalFusion",

@@ -26,6 +26,10 @@ class Fusion(keras.layers.Layer):
 
     #: names of the extra outputs this fusion returns besides "fused".
     extra_outputs = ()
+    #: token-level fusions set this: the model then also passes
+    #: ``sequences={feature: [B, L, D]}`` and ``sequence_masks={feature: [B, L]}``
+    #: (see ``Encoder.call(..., return_sequence=True)``).
+    uses_sequences = False
     #: small constructor kwargs used by registry-wide tests and docs.
     example_config = {}
 
@@ -51,6 +55,9 @@ class Fusion(keras.layers.Layer):
             return dict(features)
         # where, not multiply: NaN * 0 is NaN, and a missing input must not leak.
         return {k: ops.where(ops.reshape(presence[k], (-1, 1)) > 0, features[k], 0.0) for k in features}
+
+    def configure(self, modalities):
+        """Called by the model with ``{feature: modality}`` before the first call (default: nothing)."""
 
     def build_fusion(self, input_dims):
         """Create sub-layers; ``input_dims`` is ``{feature: dim}``."""

@@ -51,7 +51,16 @@ class MultimodalModel(keras.Model):
         self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
 
         # === Functional Model ===
-        inputs, features, presence = {}, {}, {}
+        fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})
+        if fusion.uses_sequences:
+            unsupported = [k for k, enc in self.feature_encoders.items() if not enc.supports_sequences]
+            if unsupported:
+                raise ValueError(
+                    f"fusion {type(fusion).__name__} attends over token sequences, but the encoders of "
+                    f"{unsupported} do not return them: add a return_sequence=False argument to their call "
+                    "(see keras_mm.encoders.Encoder), or choose another fusion."
+                )
+        inputs, features, presence, sequences, sequence_masks = {}, {}, {}, {}, {}
         for feature, encoder in self.feature_encoders.items():
             feature_inputs = encoder_inputs(feature, encoder)
             for suffix, tensor in feature_inputs.items():
@@ -59,11 +68,19 @@ class MultimodalModel(keras.Model):
                 if name in inputs:
                     raise ValueError(f"Two features produce the model input {name!r}; rename one feature.")
                 inputs[name] = tensor
-            features[feature] = encoder(feature_inputs)
+            if fusion.uses_sequences:
+                encoded = encoder(feature_inputs, return_sequence=True)
+                features[feature] = encoded["pooled"]
+                sequences[feature], sequence_masks[feature] = encoded["sequence"], encoded["sequence_mask"]
+            else:
+                features[feature] = encoder(feature_inputs)
             presence_name = _input_name(feature, "present")
             inputs[presence_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=presence_name)
         presence = self.modality_dropout(presence)
-        fused = fusion(features, presence)
+        if fusion.uses_sequences:
+            fused = fusion(features, presence, sequences=sequences, sequence_masks=sequence_masks)
+        else:
+            fused = fusion(features, presence)
         output = head(fused["fused"]) if head is not None else fused["fused"]
         if return_extras:
             outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}}

@@ -66,3 +66,95 @@ def test_model_exposes_modality_weights():
     np.testing.assert_allclose(extras["output"], model.predict(inputs, verbose=0), atol=1e-6)
     direct = keras_mm.build_model(encoders=tiny_encoders(), fusion="attention", num_classes=3, return_extras=True)
     assert set(direct.output) == {"output", "modality_weights"}
+
+
+def _cross_attention_inputs(rng, batch=3):
+    features = {"image": rng.normal(size=(batch, 6)).astype("float32"), "text": rng.normal(size=(batch, 4)).astype("float32")}
+    sequences = {"image": rng.normal(size=(batch, 9, 6)).astype("float32"), "text": rng.normal(size=(batch, 5, 4)).astype("float32")}
+    masks = {"image": np.ones((batch, 9), "float32"), "text": np.ones((batch, 5), "float32")}
+    masks["text"][1, 3:] = 0.0   # sample 1 has 3 words
+    masks["image"][2, 4:] = 0.0  # sample 2 has 4 valid cells
+    return features, sequences, masks
+
+
+def test_cross_attention_maps_sum_to_one_over_the_attended_axis(rng):
+    from keras_mm.fusions import CrossAttentionFusion
+
+    features, sequences, masks = _cross_attention_inputs(rng)
+    fusion = CrossAttentionFusion(query="text", hidden_dim=8, num_heads=2, return_attention_maps=True)
+    out = fusion(features, sequences=sequences, sequence_masks=masks)
+    maps = out["attention_image"].numpy()
+    assert maps.shape == (3, 2, 5, 9)  # [batch, heads, words, image cells]
+    valid_words = masks["text"][:, None, :].repeat(2, axis=1) > 0
+    np.testing.assert_allclose(maps.sum(-1)[valid_words], 1.0, atol=1e-5)
+    np.testing.assert_allclose(maps.sum(-1)[~valid_words], 0.0, atol=1e-7)  # padded words ask nothing
+    np.testing.assert_allclose(maps[2, :, :, 4:], 0.0, atol=1e-7)  # padded cells get no attention
+    assert out["fused"].shape == (3, 16) and fusion.output_dim == 16
+    # padded words do not change the fused vector
+    changed = {k: v.copy() for k, v in sequences.items()}
+    changed["text"][1, 3:] += 50.0
+    np.testing.assert_allclose(fusion(features, sequences=changed, sequence_masks=masks)["fused"][1],
+                               out["fused"][1], atol=1e-5)
+
+
+def test_cross_attention_ignores_a_missing_context(rng):
+    from keras_mm.fusions import CrossAttentionFusion
+
+    features, sequences, masks = _cross_attention_inputs(rng)
+    fusion = CrossAttentionFusion(query="text", hidden_dim=8, num_heads=2)
+    presence = {"image": np.array([0.0, 1.0, 1.0], "float32"), "text": np.ones(3, "float32")}
+    base = fusion(features, presence, sequences=sequences, sequence_masks=masks)["fused"].numpy()
+    noisy = {k: v.copy() for k, v in sequences.items()}
+    noisy["image"][0] = np.nan  # a corrupt, missing image
+    out = fusion(features, presence, sequences=noisy, sequence_masks=masks)["fused"].numpy()
+    np.testing.assert_allclose(out[0], base[0], atol=1e-6)
+    np.testing.assert_array_equal(out[0, 8:], 0.0)  # the image block is zero
+
+
+def test_cross_attention_query_must_be_a_feature(rng):
+    from keras_mm.fusions import CrossAttentionFusion
+
+    features, sequences, masks = _cross_attention_inputs(rng)
+    with pytest.raises(ValueError, match="query='caption' is not a feature. Allowed: image, text"):
+        CrossAttentionFusion(query="caption")(features, sequences=sequences, sequence_masks=masks)
+
+
+def test_text_tokens_attend_over_the_image_grid_in_a_model():
+    from tests.conftest import tiny_encoders
+
+    model = keras_mm.build_model(
+        encoders=tiny_encoders(("small_cnn", "lstm", "mfcc_cnn"), {"small_cnn": "image", "lstm": "text", "mfcc_cnn": "audio"}),
+        fusion={"name": "cross_attention", "hidden_dim": 8, "num_heads": 2, "return_attention_maps": True},
+        num_classes=3,
+    )
+    assert model.fusion.query == "text"  # the text feature asks by default
+    inputs = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
+    extras = model.extras_model().predict(inputs, verbose=0)
+    cells = 4 * 4  # small_cnn at 16 px with two 2x pools: a 4x4 grid, not the pooled vector
+    words = model.feature_encoders["text"].sequence_length
+    assert extras["attention_image"].shape == (4, 2, words, cells)
+    valid_words = np.asarray(inputs["text_padding_mask"]).astype(bool)
+    np.testing.assert_allclose(extras["attention_image"].sum(-1)[valid_words[:, None, :].repeat(2, 1)], 1.0, atol=1e-5)
+    assert extras["attention_audio"].shape[:3] == (4, 2, words)
+    np.testing.assert_allclose(extras["output"], model.predict(inputs, verbose=0), atol=1e-6)
+
+
+def test_a_custom_encoder_without_sequences_gets_a_clear_error():
+    class PooledOnly(keras_mm.encoders.Encoder):
+        modality = "image"
+
+        def input_signature(self):
+            return {"": ((4, 4, 3), "float32")}
+
+        @property
+        def output_dim(self):
+            return 3
+
+        def call(self, inputs):
+            return keras.ops.mean(inputs[""], axis=(1, 2))
+
+    from keras_mm.fusions import CrossAttentionFusion
+    from keras_mm.models import MultimodalModel
+
+    with pytest.raises(ValueError, match="do not return them: add a return_sequence=False argument"):
+        MultimodalModel({"image": PooledOnly()}, CrossAttentionFusion())
