@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_mm import data, datasets, encoders, fusions, heads, layers, preprocessing  # noqa: E402  (registers components)
+from keras_mm import data, datasets, encoders, fusions, heads, layers, losses, preprocessing  # noqa: E402  (registers components)
 from keras_mm import serving, testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402

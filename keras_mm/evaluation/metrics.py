@@ -45,3 +45,31 @@ def roc_auc(y_true, scores):
         ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
         i = j + 1
     return float((ranks[y_true].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def embedding_retrieval_metrics(embeddings, labels, ks=(1, 5)):
+    """Leave-one-out retrieval scores of embeddings: each sample queries all others (euclidean distance).
+
+    ``recall_at_k``: fraction of queries with a same-label sample among their
+    k nearest neighbours (``recall_at_1`` is 1-NN accuracy); also the mean
+    distance to same-label and to other-label samples.
+
+    Example:
+        >>> embedding_retrieval_metrics(np.array([[0.0], [0.1], [5.0], [5.1]]), np.array([0, 0, 1, 1]))["recall_at_1"]
+        1.0
+    """
+    x = np.asarray(embeddings, dtype="float64")
+    labels = np.asarray(labels).reshape(-1)
+    squared = (x**2).sum(1)
+    dist = np.sqrt(np.maximum(squared[:, None] - 2 * x @ x.T + squared[None, :], 0.0))
+    np.fill_diagonal(dist, np.inf)
+    order = np.argsort(dist, axis=1, kind="stable")
+    same = labels[order] == labels[:, None]
+    metrics = {f"recall_at_{k}": float(same[:, :k].any(1).mean()) for k in ks if k < len(labels)}
+    same_pairs = (labels[:, None] == labels[None, :]) & np.isfinite(dist)
+    other_pairs = labels[:, None] != labels[None, :]
+    if same_pairs.any():
+        metrics["mean_same_label_distance"] = float(dist[same_pairs].mean())
+    if other_pairs.any():
+        metrics["mean_other_label_distance"] = float(dist[other_pairs].mean())
+    return metrics

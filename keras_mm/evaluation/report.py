@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from keras_mm.evaluation.metrics import confusion_matrix, precision_recall_f1, roc_auc
+from keras_mm.evaluation.metrics import confusion_matrix, embedding_retrieval_metrics, precision_recall_f1, roc_auc
 
 
 def collect_predictions(model, dataset):
@@ -198,6 +198,8 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
         }
         if task == "binary":
             metrics["roc_auc"] = roc_auc(labels, scores)
+    elif task == "embedding":
+        metrics = embedding_retrieval_metrics(outputs, labels)
     elif task == "multilabel":
         predicted = (outputs > 0.5).astype(int)
         labels = labels.astype(int)

@@ -11,6 +11,7 @@ TARGETS = {
     "binary": lambda n: np.arange(n) % 2,
     "multilabel": lambda n: np.stack([np.arange(n) % 2, (np.arange(n) // 2) % 2, np.ones(n)], 1),
     "regression": lambda n: np.linspace(-1, 1, n)[:, None],
+    "embedding": lambda n: np.arange(n) % 3,
 }
 
 
