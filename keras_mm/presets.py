@@ -35,6 +35,11 @@ PRESETS = {
         "config": {"encoders": {"image": {"name": "mobilenet_v2"}, "text": _BERT, "audio": {"name": "mfcc_gru"}},
                    "fusion": {"name": "late", "decision_dim": 64}},
     },
+    "mobilenetv2_bert_cross_attention": {
+        "description": "MobileNetV2 (224) + BERT (MiniLM checkpoint) + MFCC-CNN; text tokens attend over the 7x7 image grid and the audio frames.",
+        "config": {"encoders": {"image": {"name": "mobilenet_v2"}, "text": _BERT, "audio": {"name": "mfcc_cnn"}},
+                   "fusion": {"name": "cross_attention", "hidden_dim": 128, "num_heads": 4}, "modality_dropout": 0.2},
+    },
     "tiny_concat": {
         "description": "Tiny random-init image + text + audio model with concat fusion (CPU tests, docs).",
         "config": {"encoders": _TINY, "fusion": {"name": "concat", "projection_dim": 16}},
@@ -47,6 +52,17 @@ PRESETS = {
         "description": "Tiny random-init image + text + audio model with transformer fusion (CPU tests, docs).",
         "config": {"encoders": _TINY, "fusion": {"name": "transformer", "hidden_dim": 16, "num_layers": 1, "num_heads": 2, "intermediate_dim": 32}},
     },
+}
+
+
+PRESETS["tiny_cross_attention"] = {
+    "description": "Tiny random-init image + text + audio model; text tokens attend over the image grid and audio frames.",
+    "config": {"encoders": _TINY, "fusion": {"name": "cross_attention", "hidden_dim": 16, "num_heads": 2}},
+}
+PRESETS["tiny_embedding"] = {
+    "description": "Tiny random-init image + text + audio model with a 16-d L2-normalised embedding head (triplet loss).",
+    "config": {"encoders": _TINY, "fusion": {"name": "concat", "projection_dim": 16},
+               "head": {"name": "embedding", "embedding_dim": 16}},
 }
 
 
