@@ -139,7 +139,9 @@ class MFCC(keras.layers.Layer):
             window_fn=tf.signal.hann_window,
             pad_end=False,
         )
-        power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
+        # |z|^2 through ComplexAbs: the one RFFT consumer tf2onnx converts (Real/Imag are not),
+        # and a TFLite built-in op.
+        power = tf.math.square(tf.math.abs(stft))
         mel = tf.matmul(power, tf.constant(self._mel_matrix))
         log_mel = 10.0 * (tf.math.log(tf.maximum(mel, 1e-10)) / np.log(10.0))
         if self.top_db is not None:
