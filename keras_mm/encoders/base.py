@@ -50,6 +50,12 @@ class Encoder(keras.layers.Layer):
             for suffix, (shape, dtype) in self.input_signature().items()
         }
         keras.src.backend.compute_output_spec(self.call, specs)
+        if not self.trainable:
+            # trainable=False given to the constructor does not reach the sub-layers created
+            # after it, and a model collects trainable variables from every nested layer: the
+            # property's setter propagates it (called directly: plain assignment did not reach
+            # it on this Keras 3.15 / TF layer stack, measured).
+            keras.layers.Layer.trainable.fset(self, False)
         self.built = True
 
     def build_preprocessor(self, feature):

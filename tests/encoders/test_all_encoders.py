@@ -30,3 +30,14 @@ def test_encoder_trains_in_a_model_and_reloads(name):
     after = model.evaluate(inputs, labels, verbose=0)[0]
     assert after < before, (before, after)
     run_serialization_test(model, inputs)
+
+
+@pytest.mark.parametrize("name", ENCODERS.names())
+def test_a_frozen_encoder_has_no_trainable_weights_in_the_model(name):
+    cls = ENCODERS.get(name)
+    model = keras_mm.build_model(encoders={"x": {"name": name, **cls.example_config, "trainable": False}}, num_classes=2)
+    encoder_weights = {id(w) for w in model.feature_encoders["x"].weights}
+    assert encoder_weights and not encoder_weights & {id(w) for w in model.trainable_weights}
+    assert {id(w) for w in model.head.trainable_weights} <= {id(w) for w in model.trainable_weights}
+    reloaded = keras_mm.MultimodalModel.from_config(model.get_config())
+    assert not {id(w) for w in reloaded.feature_encoders["x"].weights} & {id(w) for w in reloaded.trainable_weights}
