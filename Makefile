@@ -32,20 +32,22 @@ $(STAMP): setup.cfg setup.py | $(PY)
 install: $(STAMP)
 
 # Offline benchmark/test data from Debian packages:
+# - WordNet noun definitions (wordnet-base) and Fashion-MNIST (dataset-fashion-mnist): data files,
+#   unpacked with dpkg -x like the speech;
 # - recorded spoken digits, 5 voices (asterisk-core-sounds-{en,fr,es,it,ru}-wav): unpacked locally
 #   with dpkg -x, nothing installed system-wide (keras_mm.datasets.av_digits and the MFCC parity test);
 # - espeak-ng (a program, so it is installed with apt-get when we are root or have sudo): the
 #   synthetic voices of av_digits.
 # Where apt-get is missing, the tests that need these skip and say which package to install.
-SOUND_PACKAGES := $(foreach l,en fr es it ru,asterisk-core-sounds-$(l)-wav)
+SOUND_PACKAGES := $(foreach l,en fr es it ru,asterisk-core-sounds-$(l)-wav) wordnet-base dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && echo sudo -n))
 
-$(DATA)/.speech5:
+$(DATA)/.debs6:
 	@mkdir -p $(DATA)/debs
 	@if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
 	  cd $(DATA)/debs && { apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1; }; } && \
-	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.speech5 && echo "speech data: $(DATA)/root"; \
+	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.debs6 && echo "speech data: $(DATA)/root"; \
 	else echo "apt-get/dpkg not available: install $(SOUND_PACKAGES) to run the speech tests and av_digits"; fi
 
 $(DATA)/.espeak:
@@ -57,7 +59,7 @@ $(DATA)/.espeak:
 	  touch $@ && echo "installed espeak-ng"; \
 	else echo "cannot install espeak-ng (needs apt-get and root/sudo): sudo apt-get install espeak-ng"; fi
 
-data: $(DATA)/.speech5 $(DATA)/.espeak
+data: $(DATA)/.debs6 $(DATA)/.espeak
 
 test: install
 	-@$(MAKE) --no-print-directory data
@@ -77,6 +79,7 @@ bench: install $(VENV)/.bench
 	-@$(MAKE) --no-print-directory data
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.parameter_counts
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.accuracy
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.text
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.speed
 
 clean:

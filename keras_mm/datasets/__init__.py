@@ -3,6 +3,7 @@
 import os
 
 from keras_mm.datasets.av_digits import AVDigits, av_digits
+from keras_mm.datasets.debian_sources import fashion_mnist, wordnet_topics
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
 
@@ -16,4 +17,4 @@ def sample_manifest_path():
     return os.path.join(SAMPLE_DIR, "manifest.csv")
 
 
-__all__ = ["AVDigits", "SAMPLE_DIR", "av_digits", "sample_manifest_path"]
+__all__ = ["AVDigits", "SAMPLE_DIR", "av_digits", "fashion_mnist", "sample_manifest_path", "wordnet_topics"]
