@@ -120,8 +120,14 @@ def bench_serving(quick):
         raw_in = {"image": tf.constant(list(raw["image"])), "audio": tf.constant(raw["audio"])}
         num_in = {k: tf.constant(v) for k, v in numeric.items()}
         repeats = 5 if quick else 15
-        raw_t = statistics.median(timeit(lambda: raw_fn(**raw_in), repeats))
-        num_t = statistics.median(timeit(lambda: num_fn(**num_in), repeats))
+        # interleaved, so that machine noise hits both sides alike
+        raw_times, num_times = [], []
+        for _ in range(2):
+            raw_fn(**raw_in), num_fn(**num_in)
+        for _ in range(repeats * 2):
+            raw_times += timeit(lambda: raw_fn(**raw_in), 1, 0)
+            num_times += timeit(lambda: num_fn(**num_in), 1, 0)
+        raw_t, num_t = statistics.median(raw_times), statistics.median(num_times)
         results.append({"name": "serving, batch 32: raw-input signature vs numeric core", "ours_per_s": 32 / raw_t,
                         "baseline_per_s": 32 / num_t, "ratio": num_t / raw_t, "target": ">= 0.9", "unit": "samples/s"})
         one_raw = {k: v[:1] for k, v in raw_in.items()}
@@ -201,24 +207,24 @@ def bench_bert_jit(quick):
             "note": f"batch 32, length 128; max |diff| {drift:.1e}"}
 
 
-def bench_pipeline_vs_step(quick):
+def bench_pipeline_vs_step(quick, preset="tiny_attention", label="tiny_attention", num_batches=4):
     """Input pipeline (manifest -> decode -> preprocess -> batch) rate vs the training step rate of the same model."""
-    model = keras_mm.build_model(preset="tiny_attention", num_classes=10)
+    model = keras_mm.build_model(preset=preset, num_classes=10)
     model.compile()
     manifest = keras_mm.datasets.sample_manifest_path()
 
     def pipeline(cache=False):
         return keras_mm.data.from_manifest(manifest, model=model, batch_size=32, augment=True, cache=cache)
 
-    batches = list(pipeline().take(4))
+    batches = list(pipeline().take(num_batches))
     count = sum(int(next(iter(b[0].values())).shape[0]) for b in pipeline())
     uncached_t = statistics.median(timeit(lambda: [None for _ in pipeline()], 2 if quick else 3, 0))
     cached = pipeline(cache=True)
     pipe_t = statistics.median(timeit(lambda: [None for _ in cached], 2 if quick else 4, 1))  # warm-up fills the cache
     step = lambda: [model.train_on_batch(x, y) for x, y in batches]  # noqa: E731
-    step_t = statistics.median(timeit(step, 3 if quick else 6))
+    step_t = statistics.median(timeit(step, 3 if quick or num_batches < 4 else 6))
     batch_rows = sum(int(next(iter(x.values())).shape[0]) for x, _ in batches)
-    return {"name": "input pipeline vs train step (tiny_attention, sample data)", "ours_per_s": count / pipe_t,
+    return {"name": f"input pipeline vs train step ({label}, sample data)", "ours_per_s": count / pipe_t,
             "baseline_per_s": batch_rows / step_t, "ratio": (count / pipe_t) / (batch_rows / step_t),
             "target": "> 1 (pipeline not the bottleneck)", "unit": "samples/s", "uncached_per_s": count / uncached_t,
             "note": "cache=True after the first epoch (augmentation still per epoch); the first, uncached epoch "
@@ -227,47 +233,53 @@ def bench_pipeline_vs_step(quick):
 
 
 _MEMORY_SCRIPT = r"""
-import os, resource, sys, json
+import os, sys, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import numpy as np, keras, keras_mm
-mode = sys.argv[1]
+import numpy as np, keras_mm
+mode, path = sys.argv[1], sys.argv[2]
+def peak():  # VmHWM: this process's peak RSS (ru_maxrss would include the parent's peak across fork/exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+if mode == "serve":  # a fresh process that only loads the export and serves raw batches
+    served = keras_mm.serving.load_saved_model(path)
+    raw = {k: v for k, v in np.load(path + ".raw.npz", allow_pickle=True).items()}
+    loaded = peak()
+    for _ in range(5):
+        keras_mm.serving.call_signature(served, raw)
+    print(json.dumps({"peak_mb": peak(), "after_load_mb": loaded}))
+    sys.exit()
 model = keras_mm.build_model(encoders={"image": {"name": "mobilenet_v2", "image_size": 160},
                                        "audio": {"name": "mfcc_cnn", "num_samples": 16000, "filters": [32, 64]}},
                              fusion="attention", num_classes=10)
 raw = model.preprocessor.example_raw(32)
 x = {k: np.asarray(v) for k, v in model.preprocessor.process_batch(raw).items()}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if mode == "train":
-    model.compile()
-    for _ in range(5):
-        model.train_on_batch(x, np.arange(32) % 10)
-else:
-    import tempfile
-    d = tempfile.mkdtemp()
-    keras_mm.export_saved_model(model, d + "/m")
-    keras.backend.clear_session()
-    del model
-    import gc; gc.collect()
-    served = keras_mm.serving.load_saved_model(d + "/m")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(5):
-        keras_mm.serving.call_signature(served, raw)
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "before_mb": before / 1024}))
+built = peak()
+model.compile()
+for _ in range(5):
+    model.train_on_batch(x, np.arange(32) % 10)
+print(json.dumps({"peak_mb": peak(), "after_build_mb": built}))
+keras_mm.export_saved_model(model, path)
+np.savez(path + ".raw.npz", **{k: np.asarray(v) for k, v in raw.items()})
 """
 
 
 def bench_peak_memory():
-    """Peak resident memory of a fresh process training (batch 32) and serving (raw signature, batch 32)."""
+    """Peak resident memory (VmHWM) of a fresh process training 5 steps, and of another serving 5 raw batches."""
     import subprocess
     import sys
 
     rows = {}
-    for mode in ("train", "serve"):
-        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, mode], capture_output=True, text=True, timeout=600)
-        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m")
+        for mode in ("train", "serve"):
+            out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, mode, path], capture_output=True, text=True, timeout=600)
+            if out.returncode:
+                raise RuntimeError(out.stderr[-2000:])
+            rows[mode] = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][0])
     return {"name": "peak memory (MobileNetV2@160 + MFCC-CNN, batch 32), fresh process", "unit": "MB",
             "train_peak_mb": rows["train"]["peak_mb"], "serve_peak_mb": rows["serve"]["peak_mb"],
-            "note": "ru_maxrss; includes TensorFlow itself (~{:.0f} MB after building the model)".format(rows["train"]["before_mb"])}
+            "note": "VmHWM, TensorFlow included: {:.0f} MB after building the model, {:.0f} MB after loading "
+                    "the SavedModel".format(rows["train"]["after_build_mb"], rows["serve"]["after_load_mb"])}
 
 
 def main(argv=None):
@@ -276,6 +288,7 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "speed.json"))
     args = parser.parse_args(argv)
     rows = [bench_mfcc(args.quick), bench_zoo_overhead(args.quick), bench_pipeline_vs_step(args.quick),
+            bench_pipeline_vs_step(args.quick, "mobilenetv2_bert_attention", "MobileNetV2@224+MiniLM+MFCC", num_batches=1),
             *bench_serving(args.quick), bench_bert_jit(args.quick), bench_peak_memory()]
     rows = [r for r in rows if r is not None]
     print(f"\n{'benchmark':<58}{'ours':>12}{'baseline':>12}{'ratio':>8}  target")

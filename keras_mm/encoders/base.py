@@ -63,15 +63,16 @@ class Encoder(keras.layers.Layer):
 
     @staticmethod
     def encoder_outputs(pooled, sequence, mask, return_sequence):
-        """``pooled`` alone, or the ``return_sequence=True`` dict (mask as float32 0/1)."""
+        """``pooled`` alone, or the ``return_sequence=True`` dict (mask as float32 0/1).
+
+        ``mask=None`` means every position is valid (grids, frames); nothing
+        but ``pooled`` is computed when ``return_sequence`` is False.
+        """
         if not return_sequence:
             return pooled
+        if mask is None:
+            mask = ops.ones(ops.shape(sequence)[:2], "float32")
         return {"pooled": pooled, "sequence": sequence, "sequence_mask": ops.cast(mask, "float32")}
-
-    @staticmethod
-    def all_valid_mask(sequence):
-        """A ``[B, L]`` mask of ones for sequences without padding (grids, frames)."""
-        return ops.ones(ops.shape(sequence)[:2], "float32")
 
     @staticmethod
     def flatten_grid(feature_map):

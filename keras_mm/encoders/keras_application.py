@@ -98,8 +98,8 @@ class KerasApplicationEncoder(Encoder):
 
     def call(self, inputs, training=None, return_sequence=False):
         grid = self.backbone(self.normalize(inputs[""]), training=training)
-        sequence = self.flatten_grid(grid)
-        return self.encoder_outputs(self.pool(grid), sequence, self.all_valid_mask(sequence), return_sequence)
+        sequence = self.flatten_grid(grid) if return_sequence else None
+        return self.encoder_outputs(self.pool(grid), sequence, None, return_sequence)
 
     def get_config(self):
         config = super().get_config()

@@ -48,7 +48,7 @@ class MFCCCNNEncoder(MFCCEncoder):
         for conv, pool in zip(self.convs, self.pools):
             x = pool(conv(x))
         pooled = self.dropout_layer(self.global_pool(x), training=training)
-        return self.encoder_outputs(pooled, x, self.all_valid_mask(x), return_sequence)
+        return self.encoder_outputs(pooled, x, None, return_sequence)
 
     def get_config(self):
         config = super().get_config()

@@ -42,7 +42,7 @@ class MFCCGRUEncoder(MFCCEncoder):
         sequence, *states = self.rnn(self.features(inputs))
         final = ops.concatenate(states, axis=-1) if len(states) > 1 else states[0]
         pooled = self.dropout_layer(final, training=training)
-        return self.encoder_outputs(pooled, sequence, self.all_valid_mask(sequence), return_sequence)
+        return self.encoder_outputs(pooled, sequence, None, return_sequence)
 
     def get_config(self):
         config = super().get_config()

@@ -57,8 +57,8 @@ class SmallCNNEncoder(Encoder):
         for layer in self.blocks:
             x = layer(x)
         pooled = self.dropout_layer(self.pool(x), training=training)
-        grid = self.flatten_grid(x)
-        return self.encoder_outputs(pooled, grid, self.all_valid_mask(grid), return_sequence)
+        grid = self.flatten_grid(x) if return_sequence else None
+        return self.encoder_outputs(pooled, grid, None, return_sequence)
 
     def get_config(self):
         config = super().get_config()
