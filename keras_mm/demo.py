@@ -31,7 +31,7 @@ def text_encoder_spec():
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-def run(output_dir="saved_models/demo", epochs=25, batch_size=32, seed=0, export_dir="saved_models/digits"):
+def run(output_dir="saved_models/demo", epochs=40, batch_size=32, seed=0, export_dir="saved_models/digits"):
     """Build an image+text+audio model, train it on the sample data, evaluate, save and export it.
 
     Training checkpoints go to ``<output_dir>/checkpoints``: an interrupted
@@ -139,7 +139,7 @@ def _dir_size(path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default="saved_models/demo")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
     run(args.output, args.epochs, args.batch_size)
