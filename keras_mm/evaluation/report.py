@@ -111,7 +111,7 @@ class EvaluationReport:
             plt.close(fig)
         if self.modality_weights:
             per_class = self.modality_weights.get("per_class")
-            fig, ax = plt.subplots(figsize=(7, 3.5))
+            fig, ax = plt.subplots(figsize=(8, 3.5))
             features = list(self.modality_weights["overall"])
             if per_class:
                 groups = list(per_class)
@@ -122,8 +122,9 @@ class EvaluationReport:
             else:
                 ax.bar(features, [self.modality_weights["overall"][f] for f in features])
             ax.set_ylabel("mean attention weight")
-            ax.set_title("Which modality the model relied on (by true class)")
-            ax.legend()
+            ax.set_title("Which modality the model relied on" + (" (by true class)" if per_class else ""))
+            if per_class:  # outside the axes: it hid the last class's bars
+                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
             fig.tight_layout()
             paths.append(os.path.join(output_dir, "modality_weights.png"))
             fig.savefig(paths[-1], dpi=120)
