@@ -17,7 +17,6 @@ model of the best fusion with each modality removed and under noise.
 """
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -25,10 +24,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_mm  # noqa: E402
 from keras_mm.registry import FUSIONS  # noqa: E402
+
+from benchmarks.common import summarise, write_results  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "accuracy.json")
 IMAGE = {"name": "small_cnn", "image_size": 32, "filters": [16, 32, 64], "dropout": 0.3}
@@ -74,11 +74,6 @@ def train_and_test(data, encoders, fusion, seed, epochs, modality_dropout):
     return model, splits["test"], {"seed": seed, "test_accuracy": accuracy, "epochs": len(history.history["loss"]),
                                    "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
                                    "train_seconds": round(seconds, 1)}
-
-
-def summarise(runs):
-    acc = np.array([r["test_accuracy"] for r in runs])
-    return {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "runs": runs}
 
 
 def fmt(row):
@@ -170,10 +165,8 @@ def main(argv=None):
                           "keras": keras.__version__}
     results["dataset"] = {"counts": data.counts, "voices": data.voices, "config": data.config}
     results["seconds"] = round(time.time() - started, 1)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"wrote {args.output} ({results['seconds']:.0f} s)")
+    write_results(args.output, results)
+    print(f"({results['seconds']:.0f} s)")
     return results
 
 

@@ -8,7 +8,6 @@ tiny preset's settings for its modality, or its ``example_config``.
 """
 
 import argparse
-import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras_mm  # noqa: E402
 from keras_mm.presets import preset_config  # noqa: E402
 from keras_mm.registry import ENCODERS, FUSIONS, HEADS  # noqa: E402
+
+from benchmarks.common import write_results  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "parameter_counts.json")
 DEFAULT_SIZE = {  # real-size settings (random init: counts do not need the weights)
@@ -72,10 +73,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = measure()
     print(table(rows))
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump({"preset": "tiny_concat", "rows": rows}, f, indent=1)
-    print(f"wrote {args.output}")
+    write_results(args.output, {"preset": "tiny_concat", "rows": rows})
 
 
 if __name__ == "__main__":

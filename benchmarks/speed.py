@@ -20,6 +20,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_mm  # noqa: E402
 
+from benchmarks.common import write_results  # noqa: E402
+
 
 def timeit(fn, repeats, warmup=2):
     for _ in range(warmup):
@@ -305,10 +307,7 @@ def main(argv=None):
             print(f"{r['name']:<58}  train {r['train_peak_mb']:.0f} MB, serve {r['serve_peak_mb']:.0f} MB")
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__,
                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump({"machine": machine, "results": rows}, f, indent=2, default=float)
-    print(f"\nwrote {args.output}")
+    write_results(args.output, {"machine": machine, "results": rows}, default=float)
 
 
 if __name__ == "__main__":

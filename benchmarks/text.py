@@ -14,17 +14,17 @@ head. Adam, batch 64, best validation epoch kept.
 """
 
 import argparse
-import json
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_mm  # noqa: E402
+
+from benchmarks.common import summarise, write_results  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "text.json")
 
@@ -80,19 +80,16 @@ def main(argv=None):
     results = {}
     for label, (encoder, epochs, lr, head) in configs.items():
         runs = [run(data, encoder, seed, epochs, lr, head) for seed in range(args.seeds)]
-        acc = np.array([r["test_accuracy"] for r in runs])
-        results[label] = {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "runs": runs}
-        print(f"  {label:26} {acc.mean():.3f} ± {results[label]['std']:.3f}  "
+        results[label] = summarise(runs)
+        print(f"  {label:26} {results[label]['mean']:.3f} ± {results[label]['std']:.3f}  "
               f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
     print(f"\nWordNet topics test accuracy (26 classes, chance 0.038), mean ± std over {args.seeds} seeds")
     for label, row in results.items():
         print(f"{label:28} {row['mean']:.3f} ± {row['std']:.3f}")
     out = {"dataset": {"counts": counts, "per_topic": args.per_topic}, "results": results,
            "seconds": round(time.time() - started, 1)}
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(out, f, indent=1)
-    print(f"wrote {args.output} ({out['seconds']:.0f} s)")
+    write_results(args.output, out)
+    print(f"({out['seconds']:.0f} s)")
     return out
 
 

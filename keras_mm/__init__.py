@@ -51,6 +51,7 @@ __all__ = [
     "fusions",
     "heads",
     "layers",
+    "losses",
     "list_encoders",
     "list_fusions",
     "list_heads",

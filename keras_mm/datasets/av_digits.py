@@ -12,7 +12,6 @@ a ``manifest.csv`` that :func:`keras_mm.data.from_manifest` reads).
 """
 
 import csv
-import glob
 import hashlib
 import json
 import os
@@ -301,9 +300,10 @@ def _build(out, config, recorded, verbose):
                 print(f"av_digits: synthesised {i + 1}/{len(specs)} espeak-ng voices")
     rec_split = _split_voices(sorted(v for v in clips if v.startswith("rec:")), fractions, rng)
     tts_names = sorted(v for v in clips if v.startswith("tts:"))
-    tts_split = _split_voices(tts_names, fractions, rng) if len(tts_names) >= 3 else {s: [] for s in SPLITS}
-    if len(tts_names) < 3:
-        tts_split["train"] = tts_names
+    if len(tts_names) >= 3:
+        tts_split = _split_voices(tts_names, fractions, rng)
+    else:  # too few to split three ways: they all train
+        tts_split = {"train": tts_names, "val": [], "test": []}
     voices = {s: [str(v) for v in rec_split[s] + tts_split[s]] for s in SPLITS}
 
     # --- images: stratified split, each image used once ---
@@ -341,8 +341,3 @@ def _build(out, config, recorded, verbose):
         print(f"av_digits: {counts} rows, voices train/val/test = "
               f"{len(voices['train'])}/{len(voices['val'])}/{len(voices['test'])} -> {out}")
     return info
-
-
-def cached_builds(cache_dir=None):
-    """Folders of the AV-Digits builds in the cache."""
-    return sorted(glob.glob(os.path.join(cache_dir or default_cache_dir(), "av_digits-*")))
