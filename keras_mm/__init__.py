@@ -32,7 +32,7 @@ from keras_mm.registry import (  # noqa: E402
     register_head,
 )
 
-__version__ = "0.1.0"
+from keras_mm.version import __version__  # noqa: E402
 
 __all__ = [
     "Distiller",

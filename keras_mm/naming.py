@@ -1,0 +1,42 @@
+"""How model input names are formed from a feature name (one place for the convention).
+
+A feature's numeric inputs are named ``<feature>`` (the main tensor: pixels,
+waveform) or ``<feature>_<kind>`` (``token_ids``, ``padding_mask``, ...), and
+every feature has a ``<feature>_present`` flag. Build names with
+:func:`input_name`; never assemble them by hand.
+
+Example:
+    >>> input_name("caption", "padding_mask")
+    'caption_padding_mask'
+    >>> input_name("image")
+    'image'
+    >>> input_name("audio", PRESENT)
+    'audio_present'
+"""
+
+#: kind of the per-sample presence flag (float32 ``[batch]``: 1 present, 0 missing).
+PRESENT = "present"
+#: kind of a text feature's padding mask (int32 ``[batch, length]``).
+PADDING_MASK = "padding_mask"
+#: kind of a text feature's token ids.
+TOKEN_IDS = "token_ids"
+
+
+def input_name(feature, kind=""):
+    """The model input name for ``feature``'s input of kind ``kind`` (``""``: the main tensor).
+
+    Example:
+        >>> input_name("text", TOKEN_IDS)
+        'text_token_ids'
+    """
+    return f"{feature}_{kind}" if kind else feature
+
+
+def presence_name(feature):
+    """``<feature>_present``.
+
+    Example:
+        >>> presence_name("image")
+        'image_present'
+    """
+    return input_name(feature, PRESENT)
