@@ -15,11 +15,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_mm import data, datasets, encoders, fusions, heads, layers, losses, preprocessing  # noqa: E402  (registers components)
-from keras_mm import serving, testing  # noqa: E402
+from keras_mm import testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402
 from keras_mm.recipes import Distiller  # noqa: E402
-from keras_mm.export import export_saved_model, export_tflite, verify_export  # noqa: E402
+from keras_mm.export import export_saved_model, export_tflite, serving, verify_export  # noqa: E402
 from keras_mm.models import DualEncoder, MultimodalModel, build_dual_encoder, build_model  # noqa: E402
 from keras_mm.training import train  # noqa: E402
 from keras_mm.evaluation import evaluate, evaluate_robustness  # noqa: E402

@@ -62,7 +62,7 @@ def _cmd_predict(args):
     import numpy as np
 
     from keras_mm.export import read_export_metadata
-    from keras_mm.serving import call_signature, load_saved_model
+    from keras_mm.export.serving import call_signature, load_saved_model
 
     metadata = read_export_metadata(args.model)
     samples = _read_inputs(args, metadata)

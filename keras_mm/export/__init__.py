@@ -1,6 +1,8 @@
-"""Export: TF Serving SavedModels with raw-input signatures, TFLite, verification."""
+"""Export: TF Serving SavedModels with raw-input signatures, their clients (``serving``), TFLite, verification."""
 
-from keras_mm.export.saved_model import export_saved_model, latest_version_dir, next_version, read_export_metadata
+from keras_mm.export import serving
+from keras_mm.export.layout import latest_version_dir, next_version
+from keras_mm.export.saved_model import export_saved_model, read_export_metadata
 from keras_mm.export.signatures import ServingFunctions
 from keras_mm.export.tflite import TFLiteModel, export_tflite
 from keras_mm.export.verify import verify_export
@@ -13,5 +15,6 @@ __all__ = [
     "latest_version_dir",
     "next_version",
     "read_export_metadata",
+    "serving",
     "verify_export",
 ]

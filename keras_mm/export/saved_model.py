@@ -2,39 +2,18 @@
 
 import json
 import os
-import re
 import shutil
 import uuid
 
 import keras
 
+from keras_mm.export import serving
+from keras_mm.export.layout import latest_version_dir, next_version
 from keras_mm.export.signatures import ServingFunctions
+from keras_mm.version import __version__
 
 METADATA_FILE = os.path.join("assets.extra", "keras_mm.json")
 AUDIO_FORMATS = ("waveform", "wav")
-
-
-def next_version(base_path):
-    """1 + the highest integer version directory under ``base_path`` (1 when none).
-
-    Example:
-        >>> next_version("saved_models/digits")   # with 1/ and 2/ present
-        3
-    """
-    if not os.path.isdir(base_path):
-        return 1
-    versions = [int(d) for d in os.listdir(base_path) if re.fullmatch(r"\d+", d)]
-    return max(versions, default=0) + 1
-
-
-def latest_version_dir(path):
-    """``path`` itself if it holds a saved_model.pb, else its highest numbered version directory."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = [int(d) for d in os.listdir(path) if re.fullmatch(r"\d+", d)] if os.path.isdir(path) else []
-    if not versions:
-        raise ValueError(f"No SavedModel at {path!r}: expected {path}/saved_model.pb or {path}/<version>/saved_model.pb.")
-    return os.path.join(path, str(max(versions)))
 
 
 def export_saved_model(model, path, version=None, class_names=None, warmup_samples=None, overwrite=False):
@@ -110,7 +89,7 @@ def _write(model, directory, class_names, warmup_samples):
     extra = os.path.join(directory, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     metadata = {
-        "keras_mm_version": __import__("keras_mm").__version__,
+        "keras_mm_version": __version__,
         "features": model.modalities,
         "sample_rates": {
             f: enc.sample_rate for f, enc in model.feature_encoders.items() if hasattr(enc, "sample_rate")
@@ -123,9 +102,7 @@ def _write(model, directory, class_names, warmup_samples):
     with open(os.path.join(directory, METADATA_FILE), "w") as f:
         json.dump(metadata, f, indent=2)
     if warmup_samples is not None:
-        from keras_mm.serving import write_warmup_requests
-
-        write_warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), warmup_samples)
+        serving.write_warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), warmup_samples)
 
 
 def read_export_metadata(path):

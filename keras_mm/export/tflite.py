@@ -5,6 +5,7 @@ import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_mm.export.signatures import ServingFunctions
 
@@ -36,8 +37,6 @@ def export_tflite(model, path, quantization=None, representative_data=None):
         >>> keras_mm.export_tflite(model, "model.tflite", quantization="float16")
         >>> interpreter = TFLiteModel("model.tflite"); interpreter.predict(numeric_batch)
     """
-    import tensorflow as tf
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not supported. Allowed: None, dynamic, float16, int8")
     if quantization == "int8" and representative_data is None:
@@ -79,10 +78,6 @@ class TFLiteModel:
     """
 
     def __init__(self, path, num_threads=None):
-        import os
-
-        import tensorflow as tf
-
         # The interpreter defaults to one thread; use the machine's cores.
         num_threads = num_threads or os.cpu_count()
         self.interpreter = tf.lite.Interpreter(model_path=path, num_threads=num_threads)

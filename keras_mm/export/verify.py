@@ -7,8 +7,10 @@ import sys
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
-from keras_mm.export.saved_model import latest_version_dir
+from keras_mm.export.layout import latest_version_dir
+from keras_mm.export.serving import pad_and_stack
 from keras_mm.export.signatures import ServingFunctions
 
 _CHILD = r"""
@@ -19,7 +21,7 @@ import tensorflow_text  # noqa: F401  -- the tokenizer's ops
 path, samples_file, out_file, signature = sys.argv[1:5]
 with open(samples_file, "rb") as f:
     samples = pickle.load(f)
-from keras_mm.serving import _pad_stack, call_signature
+from keras_mm.export.serving import call_signature, pad_and_stack
 loaded = tf.saved_model.load(path)
 eager = call_signature(loaded, samples, signature)
 
@@ -37,7 +39,7 @@ with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess
         elif isinstance(value, np.ndarray) and value.dtype != object:
             value = value.astype(np.float32)
         else:
-            value = _pad_stack(value)  # variable-length clips, zero-padded as the eager path does
+            value = pad_and_stack(value)  # variable-length clips, zero-padded as the eager path does
         feed[info.name] = value
     fetch = {key: info.name for key, info in sig.outputs.items()}
     session = sess.run(fetch, feed_dict=feed)
@@ -111,12 +113,8 @@ def verify_export(model, path, samples, signature="serving_default", atol=1e-5, 
 
 
 def _to_tensor(values, spec):
-    import tensorflow as tf
-
-    from keras_mm.serving import _pad_stack
-
     if spec.dtype == tf.string:
         return tf.constant([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], tf.string)
     if isinstance(values, np.ndarray) and values.dtype != object:
         return tf.constant(values, spec.dtype)
-    return tf.constant(_pad_stack(values))
+    return tf.constant(pad_and_stack(values))

@@ -5,7 +5,7 @@ import pytest
 
 import keras_mm
 from keras_mm.registry import FUSIONS, HEADS
-from keras_mm.serving import call_signature, load_saved_model
+from keras_mm.export.serving import call_signature, load_saved_model
 from tests.conftest import tiny_encoders
 
 EXPECTED_HEAD_OUTPUT = {"classification": "probabilities", "binary": "probability", "multilabel": "probabilities",

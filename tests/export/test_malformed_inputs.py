@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mm.serving import call_signature, load_saved_model
+from keras_mm.export.serving import call_signature, load_saved_model
 
 
 def malformed_images(good_png, good_jpeg, rng):

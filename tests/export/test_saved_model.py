@@ -8,7 +8,7 @@ import tensorflow_text  # noqa: F401
 
 import keras_mm
 from keras_mm.export import latest_version_dir, next_version, read_export_metadata
-from keras_mm.serving import call_signature, load_saved_model
+from keras_mm.export.serving import call_signature, load_saved_model
 
 
 def test_tf_serving_layout_and_metadata(exported):
@@ -73,7 +73,7 @@ def test_versions_increment_and_existing_version_is_protected(trained_model, tmp
 
 def test_interrupted_export_leaves_no_partial_version(trained_model, tmp_path, monkeypatch):
     """The warm-up file is written after the SavedModel itself: failing there is a late interruption."""
-    import keras_mm.serving
+    import keras_mm.export.serving
 
     base = str(tmp_path / "m")
     written = []
@@ -82,7 +82,7 @@ def test_interrupted_export_leaves_no_partial_version(trained_model, tmp_path, m
         written.append(os.listdir(os.path.dirname(os.path.dirname(path))))
         raise KeyboardInterrupt("simulated interruption after the SavedModel was written")
 
-    monkeypatch.setattr(keras_mm.serving, "write_warmup_requests", fail)
+    monkeypatch.setattr(keras_mm.export.serving, "write_warmup_requests", fail)
     with pytest.raises(KeyboardInterrupt):
         keras_mm.export_saved_model(trained_model, base, warmup_samples=trained_model.preprocessor.example_raw(1))
     assert "saved_model.pb" in written[0]  # files existed (under the temporary name) ...

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_mm.serving import grpc_request, rest_request
+from keras_mm.export.serving import grpc_request, pad_and_stack, rest_request
 
 SAMPLES = {"image": [b"\x89PNG..", b"\xff\xd8.."], "text": ["a dog", "ünï"], "audio": [np.zeros(3, "float32"), np.ones(2, "float32")]}
 
@@ -41,3 +41,18 @@ def test_grpc_predict_request():
     audio = tf.make_ndarray(request.inputs["audio"])
     assert audio.shape == (2, 3) and audio.dtype == np.float32
     np.testing.assert_array_equal(audio[1], [1, 1, 0])
+
+
+def test_pad_and_stack_zero_pads_to_the_longest():
+    stacked = pad_and_stack([[1.0, 2.0, 3.0], np.array([4.0]), [[5.0], [6.0]]])
+    assert stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked, [[1, 2, 3], [4, 0, 0], [5, 6, 0]])
+    assert pad_and_stack([]).shape == (0, 0)
+
+
+def test_keras_mm_serving_is_the_export_serving_module():
+    import keras_mm
+    import keras_mm.export.serving
+
+    assert keras_mm.serving is keras_mm.export.serving
+    assert json.loads(keras_mm.serving.rest_request({"text": ["a"]}))["instances"] == [{"text": "a"}]

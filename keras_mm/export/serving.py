@@ -1,9 +1,17 @@
-"""Clients for an exported model: TF Serving REST/gRPC requests and local calls."""
+"""Clients for an exported model: TF Serving REST/gRPC requests and local calls.
+
+Also available as ``keras_mm.serving``.
+"""
 
 import base64
 import json
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the ops an export's tokenizer needs before loading it)
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from keras_mm.export.layout import latest_version_dir
 
 
 def _column(values):
@@ -57,9 +65,6 @@ def grpc_request(samples, model_name, signature_name="serving_default", version=
         >>> request = grpc_request({"image": [jpeg], "text": ["a dog"], "audio": [wave]}, "digits")
         >>> stub.Predict(request, timeout=5.0)
     """
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
@@ -71,12 +76,27 @@ def grpc_request(samples, model_name, signature_name="serving_default", version=
             array = np.array([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], dtype=object)
             proto = tf.make_tensor_proto(array, dtype=tf.string)
         else:
-            proto = tf.make_tensor_proto(_pad_stack(values), dtype=tf.float32)
+            proto = tf.make_tensor_proto(pad_and_stack(values), dtype=tf.float32)
         request.inputs[feature].CopyFrom(proto)
     return request
 
 
-def _pad_stack(values):
+def pad_and_stack(values):
+    """Stack variable-length numeric sequences into one float32 ``[batch, longest]`` array, zero-padded at the end.
+
+    The serving signatures take waveforms as one dense ``[batch, N]`` tensor;
+    this is how clips of different lengths are batched for them.
+
+    Args:
+        values: a list of 1-D sequences (lists or arrays); each is flattened.
+
+    Returns:
+        a float32 numpy array ``[len(values), longest length]`` (``[0, 0]`` when empty).
+
+    Example:
+        >>> keras_mm.serving.pad_and_stack([[1.0, 2.0], [3.0]]).tolist()
+        [[1.0, 2.0], [3.0, 0.0]]
+    """
     arrays = [np.asarray(v, np.float32).reshape(-1) for v in values]
     length = max((len(a) for a in arrays), default=0)
     return np.stack([np.pad(a, (0, length - len(a))) for a in arrays]) if arrays else np.zeros((0, 0), np.float32)
@@ -88,9 +108,6 @@ def write_warmup_requests(path, samples, signature_name="serving_default", num_r
     Example:
         >>> write_warmup_requests("export/1/assets.extra/tf_serving_warmup_requests", raw_batch)
     """
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
     request = grpc_request(samples, model_name="warmup", signature_name=signature_name)
     with tf.io.TFRecordWriter(path) as writer:
         for _ in range(num_records):
@@ -101,17 +118,13 @@ def write_warmup_requests(path, samples, signature_name="serving_default", num_r
 def load_saved_model(path):
     """Load an export (base directory or version directory) for local calls.
 
-    Imports ``tensorflow_text`` first: the tokenizer ops live there.
+    The tokenizer ops an export uses live in ``tensorflow_text``, which this
+    module imports.
 
     Example:
         >>> served = load_saved_model("saved_models/digits")
         >>> served.signatures["serving_default"](image=tf.constant([jpeg]), text=tf.constant(["a dog"]), ...)
     """
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the ops the tokenizer needs)
-
-    from keras_mm.export.saved_model import latest_version_dir
-
     return tf.saved_model.load(latest_version_dir(path))
 
 
@@ -122,8 +135,6 @@ def call_signature(loaded, samples, signature_name="serving_default"):
         >>> out = call_signature(load_saved_model("saved_models/digits"), {"image": [jpeg], ...})
         >>> out["class_id"]
     """
-    import tensorflow as tf
-
     fn = loaded.signatures[signature_name]
     specs = fn.structured_input_signature[1]
     kwargs = {}
@@ -132,7 +143,7 @@ def call_signature(loaded, samples, signature_name="serving_default"):
         if spec.dtype == tf.string:
             kwargs[feature] = tf.constant([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], tf.string)
         elif spec.shape.rank == 2 and spec.dtype == tf.float32 and not isinstance(values, np.ndarray):
-            kwargs[feature] = tf.constant(_pad_stack(values))
+            kwargs[feature] = tf.constant(pad_and_stack(values))
         else:
             kwargs[feature] = tf.convert_to_tensor(values, spec.dtype)
     return {k: v.numpy() for k, v in fn(**kwargs).items()}
