@@ -14,7 +14,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_mm import data, datasets, encoders, fusions, heads, layers, losses, preprocessing  # noqa: E402  (registers components)
+from keras_mm import data, datasets, encoders, fusions, heads, layers, losses, modalities, preprocessing  # noqa: E402  (registers components)
 from keras_mm import testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402
@@ -27,9 +27,11 @@ from keras_mm.registry import (  # noqa: E402
     list_encoders,
     list_fusions,
     list_heads,
+    list_modalities,
     register_encoder,
     register_fusion,
     register_head,
+    register_modality,
 )
 
 from keras_mm.version import __version__  # noqa: E402
@@ -55,11 +57,14 @@ __all__ = [
     "list_encoders",
     "list_fusions",
     "list_heads",
+    "list_modalities",
+    "modalities",
     "list_presets",
     "preprocessing",
     "register_encoder",
     "register_fusion",
     "register_head",
+    "register_modality",
     "serving",
     "testing",
     "train",

@@ -15,7 +15,7 @@ import sys
 def _cmd_list(args):
     import keras_mm
 
-    for modality in ("image", "text", "audio"):
+    for modality in keras_mm.list_modalities():
         print(f"encoders ({modality}): {', '.join(keras_mm.list_encoders(modality))}")
     print(f"fusions: {', '.join(keras_mm.list_fusions())}")
     print(f"heads: {', '.join(keras_mm.list_heads())}")
@@ -38,23 +38,29 @@ def _cmd_export(args):
 
 
 def _read_inputs(args, metadata):
-    from keras_mm.data import load_audio_file
+    """Raw samples for an export's features: ``--input feature=value`` or the ``--image/--text/--audio`` shorthands.
 
-    given = {"image": args.image, "text": args.text, "audio": args.audio}
+    A feature's modality loads the value (a file for image/audio, the text
+    itself for text); a feature given nothing is sent as missing.
+    """
+    from keras_mm.modalities import get_modality
+
+    features = metadata["features"]
+    given = {}
+    for item in args.input or []:
+        feature, sep, value = item.partition("=")
+        if not sep or feature not in features:
+            sys.exit(f"error: --input {item!r}: expected FEATURE=VALUE with FEATURE one of {', '.join(features)}")
+        given[feature] = value
+    shorthands = {"image": args.image, "text": args.text, "audio": args.audio}
     samples = {}
-    for feature, modality in metadata["features"].items():
-        value = given.get(feature)
-        if value is None and modality in given and list(metadata["features"].values()).count(modality) == 1:
-            value = given[modality]
-        if value is None:
-            samples[feature] = [b"" if modality == "image" else "" if modality == "text" else [0.0]]
-        elif modality == "image":
-            with open(value, "rb") as f:
-                samples[feature] = [f.read()]
-        elif modality == "audio":
-            samples[feature] = [load_audio_file(value, metadata["sample_rates"].get(feature, 16000))]
-        else:
-            samples[feature] = [value]
+    for feature, modality_name in features.items():
+        value = given.get(feature, shorthands.get(feature))
+        if value is None and list(features.values()).count(modality_name) == 1:
+            value = shorthands.get(modality_name)
+        modality = get_modality(modality_name)
+        options = modality.load_options(sample_rate=metadata.get("sample_rates", {}).get(feature))
+        samples[feature] = [modality.load_cell(value, os.path.abspath, **options)]
     return samples
 
 
@@ -97,6 +103,8 @@ def main(argv=None):
     predict.add_argument("--image", help="image file (JPEG/PNG/GIF/BMP)")
     predict.add_argument("--text", help="text")
     predict.add_argument("--audio", help="audio file (WAV/FLAC/OGG), resampled to the model's rate")
+    predict.add_argument("--input", action="append", metavar="FEATURE=VALUE",
+                         help="a feature's value by name (file path, or the text itself); repeatable")
     predict.add_argument("--signature", default="serving_default")
     predict.add_argument("--compact", action="store_true", help="one-line JSON")
     predict.set_defaults(fn=_cmd_predict)

@@ -98,11 +98,9 @@ def run(output_dir="saved_models/demo", epochs=40, batch_size=32, seed=0, export
     print(f"saved {model_path} and metrics.json")
 
     # Export for TF Serving (raw inputs), check it, and call it from a fresh process.
-    rows = test.manifest.rows[:4]
-    samples = {
-        feature: [test.manifest.load_row(r, {"audio": model.feature_encoders["audio"].sample_rate})[feature] for r in rows]
-        for feature in model.features
-    }
+    options = test.manifest.load_options(model)
+    examples = [test.manifest.load_row(i, options) for i in range(4)]
+    samples = {feature: [example[feature] for example in examples] for feature in model.features}
     version_dir = keras_mm.export_saved_model(model, export_dir, class_names=WORDS, warmup_samples=samples)
     parity = keras_mm.verify_export(model, export_dir, samples)
     metrics["export"] = {

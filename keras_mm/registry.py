@@ -38,8 +38,9 @@ class Registry:
         >>> heads.get("linear", field="head")
     """
 
-    def __init__(self, kind):
+    def __init__(self, kind, keras_serializable=True):
         self.kind = kind
+        self.keras_serializable = keras_serializable
         self._entries = {}
 
     def register(self, name):
@@ -58,7 +59,8 @@ class Registry:
                         f"{existing.__module__}.{existing.__qualname__}."
                     )
             cls.registered_name_in_zoo = name
-            keras.saving.register_keras_serializable(package=PACKAGE, name=cls.__name__)(cls)
+            if self.keras_serializable:
+                keras.saving.register_keras_serializable(package=PACKAGE, name=cls.__name__)(cls)
             self._entries[name] = cls
             return cls
 
@@ -148,10 +150,13 @@ def validate_kwargs(cls, kwargs, field, provided_by_builder=()):
 
 
 ENCODERS = Registry("encoder")
+#: Kinds of data (image, text, audio, ...): plain classes, not Keras layers.
+MODALITIES = Registry("modality", keras_serializable=False)
 FUSIONS = Registry("fusion")
 HEADS = Registry("head")
 
 register_encoder = ENCODERS.register
+register_modality = MODALITIES.register
 register_fusion = FUSIONS.register
 register_head = HEADS.register
 
@@ -165,10 +170,18 @@ def list_encoders(modality=None):
     """
     if modality is None:
         return ENCODERS.names()
-    modalities = sorted({cls.modality for _, cls in ENCODERS.items()})
-    if modality not in modalities:
-        raise ValueError(f"modality={modality!r} is unknown. Available: {', '.join(modalities)}")
+    MODALITIES.get(modality, field="modality")
     return [n for n, cls in ENCODERS.items() if cls.modality == modality]
+
+
+def list_modalities():
+    """Names of registered modalities.
+
+    Example:
+        >>> keras_mm.list_modalities()[:3]
+        ['audio', 'image', 'text']
+    """
+    return MODALITIES.names()
 
 
 def list_fusions():

@@ -13,6 +13,9 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_mm.modalities import get_modality
+from keras_mm.registry import MODALITIES
+
 
 def _to_numpy(x):
     if isinstance(x, dict):
@@ -43,8 +46,7 @@ def random_numeric_inputs(encoder, batch_size=2, seed=0):
             if suffix == "padding_mask":
                 value[:, 0] = 1
         else:
-            value = (rng.uniform(0, 255, size=full) if encoder.modality == "image" else rng.normal(0, 0.1, size=full))
-            value = value.astype(dtype)
+            value = get_modality(encoder.modality).random_numeric(full, dtype, rng)
         inputs[suffix] = value
     return inputs
 
@@ -61,7 +63,9 @@ def run_encoder_test(cls, init_kwargs, batch_size=2):
         >>> run_encoder_test(keras_mm.encoders.SmallCNNEncoder, {"image_size": 16})
     """
     encoder = cls(**init_kwargs)
-    assert encoder.modality in ("image", "text", "audio"), f"{cls.__name__}.modality={encoder.modality!r}"
+    assert encoder.modality in MODALITIES, (
+        f"{cls.__name__}.modality={encoder.modality!r} is not a registered modality ({', '.join(MODALITIES.names())})"
+    )
     inputs = random_numeric_inputs(encoder, batch_size)
     outputs = keras.ops.convert_to_numpy(encoder(inputs))
     assert outputs.shape == (batch_size, encoder.output_dim), (outputs.shape, encoder.output_dim)

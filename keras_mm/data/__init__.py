@@ -1,6 +1,7 @@
 """Datasets: manifests of files and text -> ``tf.data``."""
 
 from keras_mm.data.augmentation import Augmentation
-from keras_mm.data.manifest import Manifest, from_manifest, load_audio_file
+from keras_mm.data.manifest import Manifest, from_manifest, guess_modality
+from keras_mm.modalities import load_audio_file
 
-__all__ = ["Augmentation", "Manifest", "from_manifest", "load_audio_file"]
+__all__ = ["Augmentation", "Manifest", "from_manifest", "guess_modality", "load_audio_file"]

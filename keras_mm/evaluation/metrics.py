@@ -73,3 +73,71 @@ def embedding_retrieval_metrics(embeddings, labels, ks=(1, 5)):
     if other_pairs.any():
         metrics["mean_other_label_distance"] = float(dist[other_pairs].mean())
     return metrics
+
+
+def classification_summary(labels, predicted, num_classes, class_names=None):
+    """Accuracy, macro precision/recall/F1 (over classes present), per-class rows and the confusion matrix.
+
+    Returns:
+        ``(metrics, per_class, confusion)``.
+
+    Example:
+        >>> metrics, per_class, confusion = classification_summary([0, 1, 1], [0, 1, 0], 2, ["no", "yes"])
+        >>> round(metrics["accuracy"], 3), per_class[1]["recall"]
+        (0.667, 0.5)
+    """
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    predicted = np.asarray(predicted).reshape(-1).astype(int)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names has {len(names)} names for {num_classes} classes: {names}")
+    confusion = confusion_matrix(labels, predicted, num_classes)
+    precision, recall, f1, support = precision_recall_f1(confusion)
+    per_class = [
+        {"name": names[i], "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i in range(num_classes)
+    ]
+    present = support > 0
+    metrics = {
+        "accuracy": float((predicted == labels).mean()),
+        "macro_precision": float(precision[present].mean()),
+        "macro_recall": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+    }
+    return metrics, per_class, confusion
+
+
+def multilabel_summary(labels, scores, predicted):
+    """Subset accuracy, macro F1 and macro ROC-AUC of multi-hot ``labels`` vs 0/1 ``predicted``.
+
+    Example:
+        >>> labels = np.array([[1, 0], [0, 1]]); scores = np.array([[0.9, 0.2], [0.6, 0.7]])
+        >>> multilabel_summary(labels, scores, scores > 0.5)["subset_accuracy"]
+        0.5
+    """
+    labels, predicted = np.asarray(labels).astype(int), np.asarray(predicted).astype(int)
+    tp = (predicted & labels).sum(0)
+    precision = np.divide(tp, predicted.sum(0), out=np.zeros(len(tp)), where=predicted.sum(0) > 0)
+    recall = np.divide(tp, labels.sum(0), out=np.zeros(len(tp)), where=labels.sum(0) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(tp)), where=(precision + recall) > 0)
+    aucs = [roc_auc(labels[:, j], np.asarray(scores)[:, j]) for j in range(labels.shape[1])]
+    return {
+        "subset_accuracy": float((predicted == labels).all(1).mean()),
+        "macro_f1": float(f1.mean()),
+        "macro_roc_auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan"),
+    }
+
+
+def regression_summary(targets, outputs):
+    """MAE, MSE and R² of ``outputs`` against ``targets`` (reshaped to the outputs' shape).
+
+    Example:
+        >>> regression_summary(np.array([1.0, 2.0, 3.0]), np.array([[1.0], [2.0], [4.0]]))["mae"]
+        0.3333333333333333
+    """
+    outputs = np.asarray(outputs, np.float64)
+    targets = np.asarray(targets, np.float64).reshape(outputs.shape)
+    error = outputs - targets
+    variance = np.var(targets)
+    return {"mae": float(np.abs(error).mean()), "mse": float((error**2).mean()),
+            "r2": float(1 - (error**2).mean() / variance) if variance > 0 else float("nan")}

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 
-from keras_mm.evaluation.metrics import confusion_matrix, embedding_retrieval_metrics, precision_recall_f1, roc_auc
 
 
 def collect_predictions(model, dataset):
@@ -156,7 +155,7 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
     Args:
         model: a :class:`MultimodalModel` with a head.
         dataset: ``(numeric_inputs, labels)`` batches (e.g. ``from_manifest(..., model=model)``).
-        class_names: names for the table and plots.
+        class_names: names for the table and plots (default: the head's ``class_names``).
         output_dir: if given, write PNG plots and ``report.json`` there.
         history: a training history, plotted as curves when ``output_dir`` is given.
         verbose: print the report.
@@ -171,58 +170,18 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
     if model.head is None:
         raise ValueError("evaluate needs a model with a head; an embedding model (head=None) has no labels to score.")
     labels, outputs, extras = collect_predictions(model, dataset)
-    task = model.head.registered_name_in_zoo
-    per_class, confusion, metrics = None, None, {}
-    if task in ("classification", "binary"):
-        if task == "binary":
-            scores = outputs[:, 0]
-            predicted = (scores > 0.5).astype(int)
-            labels = labels.reshape(-1).astype(int)
-            num_classes = 2
-        else:
-            predicted = outputs.argmax(-1)
-            labels = labels.reshape(-1).astype(int)
-            num_classes = outputs.shape[-1]
-        class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
-        confusion = confusion_matrix(labels, predicted, num_classes)
-        precision, recall, f1, support = precision_recall_f1(confusion)
-        per_class = [
-            {"name": class_names[i], "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
-            for i in range(num_classes)
-        ]
-        present = support > 0
-        metrics = {
-            "accuracy": float((predicted == labels).mean()),
-            "macro_precision": float(precision[present].mean()),
-            "macro_recall": float(recall[present].mean()),
-            "macro_f1": float(f1[present].mean()),
-        }
-        if task == "binary":
-            metrics["roc_auc"] = roc_auc(labels, scores)
-    elif task == "embedding":
-        metrics = embedding_retrieval_metrics(outputs, labels)
-    elif task == "multilabel":
-        predicted = (outputs > 0.5).astype(int)
-        labels = labels.astype(int)
-        tp = (predicted & labels).sum(0)
-        precision = np.divide(tp, predicted.sum(0), out=np.zeros(len(tp)), where=predicted.sum(0) > 0)
-        recall = np.divide(tp, labels.sum(0), out=np.zeros(len(tp)), where=labels.sum(0) > 0)
-        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(tp)), where=(precision + recall) > 0)
-        metrics = {"subset_accuracy": float((predicted == labels).all(1).mean()), "macro_f1": float(f1.mean()),
-                   "macro_roc_auc": float(np.nanmean([roc_auc(labels[:, j], outputs[:, j]) for j in range(labels.shape[1])]))}
-    else:
-        error = outputs - labels.reshape(outputs.shape)
-        variance = np.var(labels)
-        metrics = {"mae": float(np.abs(error).mean()), "mse": float((error**2).mean()),
-                   "r2": float(1 - (error**2).mean() / variance) if variance > 0 else float("nan")}
+    evaluation = model.head.evaluate_outputs(labels, outputs, list(class_names) if class_names is not None else None)
+    task = model.head.registered_name_in_zoo or type(model.head).__name__
+    per_class, confusion, metrics, class_names = evaluation.per_class, evaluation.confusion, evaluation.metrics, evaluation.class_names
     modality_weights = None
     if "modality_weights" in extras:
         weights = extras["modality_weights"]
         modality_weights = {"overall": {f: float(weights[:, i].mean()) for i, f in enumerate(model.features)}}
         if per_class is not None:
+            ids = np.asarray(labels).reshape(-1).astype(int)
             modality_weights["per_class"] = {
-                class_names[c]: {f: float(weights[labels == c, i].mean()) for i, f in enumerate(model.features)}
-                for c in range(len(class_names)) if (labels == c).any()
+                class_names[c]: {f: float(weights[ids == c, i].mean()) for i, f in enumerate(model.features)}
+                for c in range(len(class_names)) if (ids == c).any()
             }
     report = EvaluationReport(task, metrics, per_class, confusion, class_names, modality_weights, model.features)
     if verbose:

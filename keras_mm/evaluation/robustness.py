@@ -5,39 +5,15 @@ import os
 
 import numpy as np
 
-
-def _score(task, labels, outputs):
-    if task == "binary":
-        return float(((outputs[:, 0] > 0.5).astype(int) == labels.reshape(-1)).mean())
-    if task == "classification":
-        return float((outputs.argmax(-1) == labels.reshape(-1)).mean())
-    if task == "multilabel":
-        return float(((outputs > 0.5).astype(int) == labels).all(1).mean())
-    return float(np.abs(outputs - labels.reshape(outputs.shape)).mean())
-
-
-def _perturb(x, feature, modality, level, rng):
-    x = dict(x)
-    if modality == "image":
-        pixels = np.asarray(x[feature], np.float32)
-        x[feature] = np.clip(pixels + rng.normal(0, level * 255.0, pixels.shape), 0, 255).astype(np.float32)
-    elif modality == "audio":
-        wave = np.asarray(x[feature], np.float32)
-        rms = np.sqrt((wave**2).mean(axis=1, keepdims=True)) + 1e-8
-        x[feature] = (wave + rng.normal(0, 1, wave.shape) * rms * level).astype(np.float32)
-    else:  # text: delete a fraction `level` of the tokens (keep the first position, e.g. [CLS])
-        mask = np.asarray(x[f"{feature}_padding_mask"]).copy()
-        drop = rng.random(mask.shape) < level
-        drop[:, 0] = False
-        x[f"{feature}_padding_mask"] = np.where(drop, 0, mask).astype(mask.dtype)
-    return x
+from keras_mm.modalities import get_modality
+from keras_mm.naming import presence_name
 
 
 class RobustnessReport:
     """Scores under modality removal and noise; ``print(report)`` gives the table.
 
     Attributes:
-        metric: "accuracy" (classifiers) or "mae" (regression).
+        metric: the head's primary metric ("accuracy" for classifiers, "mae" for regression, "recall_at_1" for embeddings).
         baseline: score with every modality.
         removed: ``{feature: score with that feature missing for every sample}``.
         noise: ``{feature: {level: score}}``.
@@ -95,9 +71,13 @@ def evaluate_robustness(model, dataset, noise_levels=(0.0, 0.1, 0.25, 0.5), seed
     """Score ``model`` with each modality removed and under increasing noise on each modality.
 
     Removal sets ``<feature>_present`` to 0 for every sample (the model's own
-    missing-modality path). Noise: images get Gaussian pixel noise with std
+    missing-modality path). Noise comes from each feature's modality
+    (``Modality.perturb``): images get Gaussian pixel noise with std
     ``level * 255``; audio gets Gaussian noise at ``level`` times each clip's
-    RMS; text loses a fraction ``level`` of its tokens.
+    RMS; text loses a fraction ``level`` of its tokens. A modality without a
+    noise model gets no noise rows. The score is the head's
+    ``primary_metric`` (accuracy for classifiers, MAE for regression,
+    recall@1 for embeddings).
 
     Example:
         >>> report = keras_mm.evaluate_robustness(model, test_ds, output_dir="reports/run1")
@@ -105,8 +85,7 @@ def evaluate_robustness(model, dataset, noise_levels=(0.0, 0.1, 0.25, 0.5), seed
     """
     if model.head is None:
         raise ValueError("evaluate_robustness needs a model with a head.")
-    task = model.head.registered_name_in_zoo
-    metric = "mae" if task == "regression" else "accuracy"
+    head = model.head
     batches = [({k: np.asarray(v) for k, v in b[0].items()}, np.asarray(b[1])) for b in dataset]
     labels = np.concatenate([y for _, y in batches])
 
@@ -115,16 +94,23 @@ def evaluate_robustness(model, dataset, noise_levels=(0.0, 0.1, 0.25, 0.5), seed
         for x, _ in batches:
             result = model(transform(x), training=False)
             outputs.append(np.asarray(result["output"] if isinstance(result, dict) else result))
-        return _score(task, labels, np.concatenate(outputs))
+        return head.score(labels, np.concatenate(outputs))
 
     baseline = run(lambda x: x)
-    removed = {f: run(lambda x, f=f: {**x, f"{f}_present": np.zeros_like(x[f"{f}_present"])}) for f in model.features}
+    removed = {}
+    for feature in model.features:
+        name = presence_name(feature)
+        removed[feature] = run(lambda x, name=name: {**x, name: np.zeros_like(x[name])})
     noise = {}
-    for feature, modality in model.modalities.items():
+    for feature, modality_name in model.modalities.items():
+        modality = get_modality(modality_name)
+        if modality.perturb(batches[0][0], feature, 0.0, np.random.default_rng(seed)) is None:
+            continue  # this modality defines no noise model
         noise[feature] = {}
         for level in noise_levels:
             rng = np.random.default_rng(seed)
-            noise[feature][float(level)] = run(lambda x, f=feature, m=modality, lvl=level: _perturb(x, f, m, lvl, rng))
+            noise[feature][float(level)] = run(lambda x, f=feature, m=modality, lvl=level: m.perturb(x, f, lvl, rng))
+    metric = head.primary_metric
     report = RobustnessReport(metric, baseline, removed, noise)
     if verbose:
         print(report.table())

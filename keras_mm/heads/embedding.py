@@ -2,7 +2,8 @@
 
 from keras import ops
 
-from keras_mm.heads.base import Head
+from keras_mm.evaluation.metrics import embedding_retrieval_metrics
+from keras_mm.heads.base import Head, HeadEvaluation
 from keras_mm.losses.triplet import TripletLoss
 from keras_mm.registry import register_head
 
@@ -30,6 +31,7 @@ class EmbeddingHead(Head):
 
     example_config = {"embedding_dim": 8}
     default_metrics = ()
+    primary_metric = "recall_at_1"
 
     def __init__(self, embedding_dim=128, normalize=True, margin=0.2, mining="batch_all",
                  distance="squared_euclidean", hidden_dims=(), dropout=0.0, **kwargs):
@@ -53,6 +55,10 @@ class EmbeddingHead(Head):
 
     def serving_outputs(self, y):
         return {"embedding": y}
+
+    def evaluate_outputs(self, labels, outputs, class_names=None):
+        """Leave-one-out retrieval: recall@1/5 and mean same/other-label distances."""
+        return HeadEvaluation(embedding_retrieval_metrics(outputs, labels))
 
     def get_config(self):
         loss = self.triplet_loss

@@ -75,3 +75,49 @@ def test_augmentation_changes_present_samples_only(model):
     np.testing.assert_array_equal(augmented["text_token_ids"], example["text_token_ids"])
     ds = from_manifest(sample_manifest_path(), model=model, split="train", batch_size=8, augment=True)
     assert next(iter(ds))[0]["image"].shape == (8, 16, 16, 3)
+
+
+def _write_manifest(path, rows):
+    lines = ["text,label,split"] + [f"{t},{lbl},{s}" for t, lbl, s in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_one_label_vocabulary_across_splits(tmp_path):
+    # 5 classes in train; val lacks "bird" and "cow": ids must still agree with train's.
+    classes = ["ant", "bird", "cat", "cow", "dog"]
+    rows = [(f"t{i}", c, "train") for i, c in enumerate(classes * 2)]
+    rows += [("v1", "ant", "val"), ("v2", "cat", "val"), ("v3", "dog", "val")]
+    path = _write_manifest(tmp_path / "m.csv", rows)
+    train, val = Manifest(path, split="train"), Manifest(path, split="val")
+    assert train.class_names == val.class_names == classes
+    np.testing.assert_array_equal(val.labels, [0, 2, 4])  # per-split vocabularies gave [0, 1, 2]
+    ds_labels = [int(y) for _, y in from_manifest(path, split="val")]
+    assert ds_labels == [0, 2, 4]
+
+
+def test_explicit_class_names_set_the_order_and_reject_unknown_labels(tmp_path):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train"), ("c", "emu", "val")])
+    manifest = Manifest(path, split="train", class_names=["dog", "cat"])
+    np.testing.assert_array_equal(manifest.labels, [0, 1])
+    with pytest.raises(ValueError, match=r"m.csv, line 4: label='emu' is not one of the class names \['dog', 'cat'\]"):
+        Manifest(path, class_names=["dog", "cat"])
+
+
+def test_unknown_or_empty_split_raises_listing_the_splits(tmp_path):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train"), ("c", "cat", "test")])
+    with pytest.raises(ValueError, match=r"split='validation' is not in .*m.csv. Splits: test \(1 rows\), train \(2 rows\)"):
+        from_manifest(path, split="validation")
+    lines = (tmp_path / "m.csv").read_text().replace("c,cat,test", "c,,test")
+    (tmp_path / "m.csv").write_text(lines)
+    with pytest.raises(ValueError, match=r"no usable rows in split 'test' \(1 skipped; first: line 4: label is empty\)"):
+        Manifest(path, split="test", on_error="skip")
+
+
+def test_model_class_names_label_the_dataset(tmp_path):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train")])
+    model = keras_mm.build_model(encoders=tiny_encoders(("bert",)), head={"name": "classification", "class_names": ["dog", "cat", "emu"]},
+                                 num_classes=3)
+    assert model.class_names == ["dog", "cat", "emu"]
+    labels = [int(y) for _, y in from_manifest(path, model=model)]
+    assert labels == [0, 1]

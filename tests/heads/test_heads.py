@@ -5,6 +5,7 @@ import pytest
 import keras_mm
 from keras_mm.registry import HEADS
 from keras_mm.testing import run_serialization_test
+from tests.conftest import tiny_encoders
 
 TARGETS = {
     "classification": lambda n: np.arange(n) % 3,
@@ -65,3 +66,40 @@ def test_head_output_is_float32_under_mixed_precision():
         model.fit(x, np.array([0, 1, 2, 0]), epochs=1, verbose=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_custom_head_gets_its_own_report():
+    import tensorflow as tf
+
+    from keras_mm.heads import ClassificationHead
+
+    @keras_mm.register_head("test_renamed_classifier")
+    class RenamedClassifier(ClassificationHead):
+        """A subclass under another name: its report is still a classification report."""
+
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), head="test_renamed_classifier", num_classes=3)
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(6))
+    y = np.arange(6) % 3
+    report = keras_mm.evaluate(model, tf.data.Dataset.from_tensor_slices((dict(x), y)).batch(3), verbose=False)
+    predicted = model.predict(x, verbose=0).argmax(-1)
+    assert report.metrics["accuracy"] == pytest.approx((predicted == y).mean())
+    assert len(report.per_class) == 3 and "mae" not in report.metrics
+
+
+def test_a_head_without_evaluation_says_what_to_implement():
+    from keras_mm.heads import Head
+
+    class Bare(Head):
+        pass
+
+    with pytest.raises(NotImplementedError, match="implement evaluate_outputs"):
+        Bare(2).evaluate_outputs(np.zeros(2), np.zeros((2, 2)))
+
+
+def test_class_names_are_checked_and_survive_the_config():
+    from keras_mm.heads import ClassificationHead
+
+    with pytest.raises(ValueError, match="class_names has 2 names but num_classes=3"):
+        ClassificationHead(3, class_names=["a", "b"])
+    head = ClassificationHead(2, class_names=["no", "yes"])
+    assert ClassificationHead.from_config(head.get_config()).class_names == ["no", "yes"]

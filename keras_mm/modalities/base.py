@@ -1,0 +1,123 @@
+"""The ``Modality`` contract: what keras_mm needs to know about one kind of data."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_mm.naming import presence_name
+from keras_mm.registry import MODALITIES
+
+
+class Modality:
+    """One kind of data (image, text, audio, ...): how it is stored, loaded, augmented and perturbed.
+
+    Manifests, augmentation, robustness evaluation, the CLI and the test helpers
+    ask the feature's modality object instead of switching on its name, so a
+    new kind of data is one class registered with
+    :func:`keras_mm.register_modality` (plus an encoder whose ``modality``
+    names it).
+
+    Subclasses set:
+        file_extensions: manifest cells ending with one of these belong to this
+            modality (used to guess a column's modality).
+        reads_files: whether a manifest cell is a file path (``True``) or the
+            value itself (text).
+        raw_shape, raw_dtype: shape and dtype of one raw example as
+            ``keras_mm.data.from_manifest`` yields it (before the model's
+            preprocessor).
+
+    and override what differs from the defaults:
+        :meth:`load_file` (required when ``reads_files``), :meth:`empty_raw`,
+        :meth:`augment` (training augmentation of a numeric example; default
+        none), :meth:`perturb` (robustness noise; default: none, so
+        ``evaluate_robustness`` skips the feature's noise rows and says so),
+        :meth:`random_numeric` (values for test inputs).
+
+    Example:
+        >>> @keras_mm.register_modality("vector")
+        ... class VectorModality(keras_mm.modalities.Modality):
+        ...     file_extensions = (".npy",)
+        ...     raw_shape, raw_dtype = (None,), tf.float32
+        ...     def load_file(self, path, **options):
+        ...         return np.load(path).astype("float32").reshape(-1)
+        >>> keras_mm.modalities.get_modality("vector").raw_spec()
+        TensorSpec(shape=(None,), dtype=tf.float32, name=None)
+    """
+
+    registered_name_in_zoo = None
+    file_extensions = ()
+    reads_files = True
+    raw_shape = ()
+    raw_dtype = tf.string
+    #: one sentence for docs and reports: what ``perturb`` does at a given level.
+    noise_description = None
+
+    @property
+    def name(self):
+        return self.registered_name_in_zoo
+
+    def raw_spec(self):
+        """``tf.TensorSpec`` of one raw example (manifest datasets)."""
+        return tf.TensorSpec(self.raw_shape, self.raw_dtype)
+
+    def empty_raw(self):
+        """The raw value of a missing sample (a blank manifest cell); the preprocessor marks it not present."""
+        return np.zeros([0 if d is None else d for d in self.raw_shape], self.raw_dtype.as_numpy_dtype) if self.raw_shape else (
+            b"" if self.raw_dtype == tf.string else self.raw_dtype.as_numpy_dtype(0)
+        )
+
+    def is_empty_cell(self, value):
+        """Whether a manifest cell means "missing" (blank by default)."""
+        return value is None or str(value).strip() == ""
+
+    def load_file(self, path, **options):
+        """Read one file into a raw example; raise ``ValueError`` saying why it cannot."""
+        raise NotImplementedError(f"modality {self.name!r} reads files but defines no load_file().")
+
+    def load_cell(self, value, resolve_path, **options):
+        """A manifest cell -> raw example (a file is read through ``resolve_path``; an empty cell -> ``empty_raw``)."""
+        if self.is_empty_cell(value):
+            return self.empty_raw()
+        if not self.reads_files:
+            return value
+        return self.load_file(resolve_path(str(value)), **options)
+
+    def load_options(self, encoder=None, **defaults):
+        """Keyword arguments for :meth:`load_file` taken from the feature's encoder (e.g. its sample rate)."""
+        return {}
+
+    def augment(self, example, feature, augmentation):
+        """Training augmentation of one numeric example (dict of model inputs); default: unchanged."""
+        return example
+
+    def perturb(self, inputs, feature, level, rng):
+        """Robustness noise of strength ``level`` on a numeric batch; ``None`` when this modality has no noise model."""
+        return None
+
+    def random_numeric(self, shape, dtype, rng):
+        """Random values of a float model input (for encoder tests)."""
+        return rng.normal(0, 0.1, size=shape).astype(dtype)
+
+    @staticmethod
+    def only_where_present(example, feature, transformed):
+        """Keep ``transformed`` for a present sample, the original for a missing one."""
+        present = example[presence_name(feature)] > 0
+        return tf.where(present, transformed, example[feature])
+
+
+def get_modality(name):
+    """The modality object registered as ``name`` (an instance; errors list the registered names).
+
+    Example:
+        >>> keras_mm.modalities.get_modality("audio").file_extensions[:2]
+        ('.wav', '.flac')
+    """
+    if isinstance(name, Modality):
+        return name
+    cls = MODALITIES.get(name, field="modality")
+    instance = _INSTANCES.get(name)
+    if instance is None or type(instance) is not cls:
+        instance = _INSTANCES[name] = cls()
+    return instance
+
+
+_INSTANCES = {}

@@ -1,0 +1,65 @@
+"""The image modality: encoded files (PNG, JPEG, GIF, BMP) as bytes."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_mm.modalities.base import Modality
+from keras_mm.registry import register_modality
+
+
+@register_modality("image")
+class ImageModality(Modality):
+    """Images: a manifest cell is a file path; the raw example is the file's bytes (decoded by the preprocessor).
+
+    Augmentation (:class:`keras_mm.data.Augmentation` settings ``flip``,
+    ``crop``, ``brightness``, ``contrast``): horizontal flip, random crop
+    resized back, brightness and contrast jitter. Robustness noise: Gaussian
+    pixel noise with std ``level * 255``.
+
+    Example:
+        >>> keras_mm.modalities.get_modality("image").raw_spec()
+        TensorSpec(shape=(), dtype=tf.string, name=None)
+    """
+
+    file_extensions = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+    noise_description = "Gaussian pixel noise, std = level * 255"
+
+    def load_file(self, path, **options):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+
+    def augment(self, example, feature, augmentation):
+        pixels = example[feature]
+        g = augmentation.generator
+        if augmentation.flip:
+            pixels = tf.cond(g.uniform([]) < 0.5, lambda: tf.image.flip_left_right(pixels), lambda: pixels)
+        if augmentation.crop > 0:
+            pixels = augmentation.maybe(lambda p: _random_crop(p, augmentation.crop, g), pixels)
+        if augmentation.brightness > 0:
+            pixels = augmentation.maybe(
+                lambda p: p + g.uniform([], -augmentation.brightness, augmentation.brightness) * 255.0, pixels
+            )
+        if augmentation.contrast > 0:
+            contrast = augmentation.contrast
+            pixels = augmentation.maybe(
+                lambda p: (p - tf.reduce_mean(p)) * g.uniform([], 1 - contrast, 1 + contrast) + tf.reduce_mean(p), pixels
+            )
+        return {**example, feature: self.only_where_present(example, feature, tf.clip_by_value(pixels, 0.0, 255.0))}
+
+    def perturb(self, inputs, feature, level, rng):
+        pixels = np.asarray(inputs[feature], np.float32)
+        noisy = np.clip(pixels + rng.normal(0, level * 255.0, pixels.shape), 0, 255).astype(np.float32)
+        return {**inputs, feature: noisy}
+
+    def random_numeric(self, shape, dtype, rng):
+        return rng.uniform(0, 255, size=shape).astype(dtype)
+
+
+def _random_crop(pixels, max_zoom, generator):
+    """A random window covering 1 - U(0, max_zoom) of each side, resized back to the input size."""
+    size = tf.shape(pixels)[:2]
+    scale = 1.0 - generator.uniform([], 0.0, max_zoom)
+    crop = tf.maximum(tf.cast(tf.cast(size, tf.float32) * scale, tf.int32), 1)
+    offset = tf.cast(generator.uniform([2], 0.0, 1.0) * tf.cast(size - crop, tf.float32), tf.int32)
+    window = pixels[offset[0] : offset[0] + crop[0], offset[1] : offset[1] + crop[1]]
+    return tf.image.resize(window, size)
