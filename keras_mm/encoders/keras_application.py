@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_mm.encoders.base import Encoder
 from keras_mm.encoders.pretrained_weights import load_pretrained_weights
-from keras_mm.preprocessing.image import ImagePreprocessor
+from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, validate_background
 from keras_mm.registry import register_encoder
 
 _POOLINGS = ("avg", "max")
@@ -29,6 +29,8 @@ class KerasApplicationEncoder(Encoder):
         trainable: whether the backbone trains at all.
         fine_tune_last_n: if set, only the last N weighted backbone layers train.
         pooling: ``"avg"`` or ``"max"`` global pooling.
+        background: ``(R, G, B)`` integers in 0..255 that transparent PNG/GIF
+            pixels are composited onto by the preprocessor (default white).
     """
 
     modality = "image"
@@ -43,6 +45,7 @@ class KerasApplicationEncoder(Encoder):
         trainable=True,
         fine_tune_last_n=None,
         pooling="avg",
+        background=WHITE,
         **kwargs,
     ):
         super().__init__(trainable=trainable, **kwargs)
@@ -62,6 +65,7 @@ class KerasApplicationEncoder(Encoder):
                 "(or a .keras/.h5 model built on the same backbone), or weights=None for random init."
             )
         self.pooling = pooling
+        self.background = validate_background(background)
         self.fine_tune_last_n = fine_tune_last_n
         # The backbone keeps its spatial map (pooling=None); pooling is ours, so
         # token-level fusions can attend over the grid cells.
@@ -90,7 +94,7 @@ class KerasApplicationEncoder(Encoder):
         return {"": ((*self.image_size, 3), "float32")}
 
     def build_preprocessor(self, feature):
-        return ImagePreprocessor(feature, self.image_size)
+        return ImagePreprocessor(feature, self.image_size, self.background)
 
     @property
     def output_dim(self):
@@ -109,6 +113,7 @@ class KerasApplicationEncoder(Encoder):
                 "weights": None,  # the saved model carries the weights
                 "fine_tune_last_n": self.fine_tune_last_n,
                 "pooling": self.pooling,
+                "background": list(self.background),
             }
         )
         return config

@@ -3,7 +3,7 @@
 import keras
 
 from keras_mm.encoders.base import Encoder
-from keras_mm.preprocessing.image import ImagePreprocessor
+from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, validate_background
 from keras_mm.registry import register_encoder
 
 
@@ -15,9 +15,11 @@ class SmallCNNEncoder(Encoder):
         image_size: ``(height, width)`` or an int (default 32).
         filters: output channels of each block.
         dropout: dropout before the output.
+        background: ``(R, G, B)`` integers in 0..255 that transparent PNG/GIF
+            pixels are composited onto by the preprocessor (default white).
 
     Example:
-        >>> enc = SmallCNNEncoder(image_size=32, filters=(8, 16))
+        >>> enc = keras_mm.encoders.SmallCNNEncoder(image_size=32, filters=(8, 16))
         >>> enc({"": np.zeros((2, 32, 32, 3), "float32")}).shape
         TensorShape([2, 16])
     """
@@ -25,7 +27,7 @@ class SmallCNNEncoder(Encoder):
     modality = "image"
     example_config = {"image_size": 16, "filters": [4, 8]}
 
-    def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, **kwargs):
+    def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, background=WHITE, **kwargs):
         super().__init__(**kwargs)
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
@@ -34,6 +36,7 @@ class SmallCNNEncoder(Encoder):
         self.image_size = tuple(int(s) for s in image_size)
         self.filters = tuple(int(f) for f in filters)
         self.dropout = float(dropout)
+        self.background = validate_background(background)
         self.rescale = keras.layers.Rescaling(1.0 / 255.0)
         self.blocks = []
         for i, f in enumerate(self.filters):
@@ -46,7 +49,7 @@ class SmallCNNEncoder(Encoder):
         return {"": ((*self.image_size, 3), "float32")}
 
     def build_preprocessor(self, feature):
-        return ImagePreprocessor(feature, self.image_size)
+        return ImagePreprocessor(feature, self.image_size, self.background)
 
     @property
     def output_dim(self):
@@ -62,5 +65,6 @@ class SmallCNNEncoder(Encoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"image_size": list(self.image_size), "filters": list(self.filters), "dropout": self.dropout})
+        config.update({"image_size": list(self.image_size), "filters": list(self.filters), "dropout": self.dropout,
+                       "background": list(self.background)})
         return config

@@ -1,19 +1,187 @@
 """Image decoding and resizing shared by training and serving."""
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
 
+WHITE = (255, 255, 255)
 
-def decode_and_resize_images(images, image_size):
-    """Decode a batch of encoded images (JPEG/PNG/GIF/BMP bytes) to float32 pixels, per-sample safe.
+
+def validate_background(background, field="background"):
+    """Check an RGB background colour and return it as a tuple of 3 ints.
+
+    Args:
+        background: 3 integers in 0..255 (R, G, B).
+        field: the argument's name, for the error message.
+
+    Example:
+        >>> keras_mm.preprocessing.image.validate_background([255, 128, 0])
+        (255, 128, 0)
+    """
+    values = tuple(background) if isinstance(background, (tuple, list, np.ndarray)) else (background,)
+    if len(values) != 3 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in values
+    ):
+        raise ValueError(
+            f"{field}={background!r} must be 3 integers in 0..255 (R, G, B), e.g. (255, 255, 255) for white."
+        )
+    return tuple(int(v) for v in values)
+
+
+def composite_over_background(pixels, background=WHITE):
+    """Flatten pixels with an optional alpha channel onto an opaque background colour.
+
+    Args:
+        pixels: float ``[..., C]`` in 0..255 with C = 1 (grey), 2 (grey +
+            alpha), 3 (RGB) or 4 (RGBA); alpha 255 is opaque.
+        background: ``(R, G, B)`` shown through transparent pixels.
+
+    Returns:
+        float32 ``[..., 3]``: ``rgb * a + background * (1 - a)`` with ``a = alpha / 255``.
+
+    Example:
+        >>> rgba = tf.constant([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 255.0]])
+        >>> keras_mm.preprocessing.image.composite_over_background(rgba).numpy()
+        array([[255., 255., 255.],
+               [  0.,   0.,   0.]], dtype=float32)
+    """
+    pixels = tf.cast(pixels, tf.float32)
+    channels = pixels.shape[-1]
+    if channels not in (1, 2, 3, 4):
+        raise ValueError(f"images must have 1, 2, 3 or 4 channels (grey, grey+alpha, RGB, RGBA), got {channels}.")
+    colour, alpha = (pixels[..., :-1], pixels[..., -1:] / 255.0) if channels in (2, 4) else (pixels, None)
+    if colour.shape[-1] == 1:
+        colour = tf.concat([colour] * 3, axis=-1)
+    if alpha is None:
+        return colour
+    return colour * alpha + tf.constant(background, tf.float32) * (1.0 - alpha)
+
+
+def _replace_bytes(encoded, position, new_bytes):
+    """``encoded`` with the bytes at ``position`` overwritten by ``new_bytes`` (same length)."""
+    tail = position + tf.strings.length(new_bytes)
+    return tf.strings.join([tf.strings.substr(encoded, 0, position), new_bytes, tf.strings.substr(encoded, tail, -1)])
+
+
+def _find_gif_transparency(data):
+    """Positions of the first frame's Graphic Control Extension and image descriptor in GIF bytes.
+
+    Walks the blocks after the header and global colour table: extensions are
+    skipped sub-block by sub-block (remembering the last GCE), and the walk
+    stops at the first image descriptor (0x2C). Returns ``(gce, image)``,
+    -1 where not found; reads are clamped so a truncated file cannot fail here.
+    """
+    size = tf.size(data)
+
+    def byte(i):
+        return tf.gather(data, tf.clip_by_value(i, 0, size - 1))
+
+    flags = byte(10)
+    start = 13 + tf.where(flags >= 128, 3 * tf.bitwise.left_shift(2, flags % 8), 0)
+
+    def step(pos, in_extension, gce, image, done):
+        b = byte(pos)
+        # inside an extension: size-prefixed sub-blocks until an empty one
+        ext_pos, ext_in = pos + b + 1, b != 0
+        starts_ext = tf.equal(b, 0x21)
+        block_gce = tf.where(starts_ext & tf.equal(byte(pos + 1), 0xF9), pos, gce)
+        block_image = tf.where(tf.equal(b, 0x2C), pos, -1)
+        return (
+            tf.where(in_extension, ext_pos, pos + 2),
+            tf.where(in_extension, ext_in, starts_ext),
+            tf.where(in_extension, gce, block_gce),
+            tf.where(in_extension, image, block_image),
+            tf.logical_and(tf.logical_not(in_extension), tf.logical_not(starts_ext)),
+        )
+
+    _, _, gce, image, _ = tf.while_loop(
+        lambda pos, in_extension, gce, image, done: tf.logical_and(tf.logical_not(done), pos < size),
+        step,
+        (start, tf.constant(False), tf.constant(-1), tf.constant(-1), tf.constant(False)),
+    )
+    return gce, image, byte
+
+
+def _gif_with_background(encoded, background):
+    """GIF bytes whose first-frame transparent colour is ``background``, transparency flag cleared.
+
+    TensorFlow's GIF decoder has no alpha channel and paints the first frame's
+    transparent pixels black (0, 0, 0), the same as black ink. Rewriting the
+    palette entry of the transparent index to the background colour and
+    clearing the flag makes the decoder paint them in the background colour.
+    """
+    data = tf.cast(tf.io.decode_raw(encoded, tf.uint8), tf.int32)
+    gce, image, byte = _find_gif_transparency(data)
+    local = byte(image + 9) >= 128
+    table_flags = tf.where(local, byte(image + 9), byte(10))
+    table = tf.where(local, image + 10, tf.where(byte(10) >= 128, 13, -1))
+    index = byte(gce + 6)
+    transparent = (
+        (gce >= 0) & (image > gce) & (table >= 0) & tf.equal(byte(gce + 3) % 2, 1)
+        & (index < tf.bitwise.left_shift(2, table_flags % 8))
+    )
+
+    def patch():
+        one_byte = tf.constant([bytes([i]) for i in range(256)])
+        opaque = _replace_bytes(encoded, gce + 3, tf.gather(one_byte, byte(gce + 3) - 1))
+        return _replace_bytes(opaque, table + 3 * index, tf.constant(bytes(background)))
+
+    return tf.cond(transparent, patch, lambda: encoded)
+
+
+def decode_image(encoded, background=WHITE):
+    """Decode one encoded image to float32 RGB ``[H, W, 3]`` in 0..255, transparency flattened onto ``background``.
+
+    PNG (RGBA, grey + alpha, palette + tRNS) is decoded with its alpha channel
+    and composited: ``rgb * a + background * (1 - a)``. GIF transparency is
+    binary and TensorFlow's GIF decoder cannot return it (it paints
+    transparent pixels black), so the first frame's transparent palette entry
+    is rewritten to ``background`` in the bytes before decoding. JPEG and BMP
+    are decoded as RGB (no alpha). Raises (per sample) for corrupt input.
+
+    Args:
+        encoded: scalar ``tf.string`` (PNG/GIF/JPEG/BMP bytes).
+        background: ``(R, G, B)`` integers in 0..255.
+
+    Example:
+        >>> rgba = tf.constant([[[200, 0, 0, 0], [200, 0, 0, 255]]], tf.uint8)
+        >>> keras_mm.preprocessing.image.decode_image(tf.io.encode_png(rgba)).numpy()
+        array([[[255., 255., 255.],
+                [200.,   0.,   0.]]], dtype=float32)
+    """
+    background = validate_background(background)
+    magic = tf.strings.substr(encoded, 0, 4)
+
+    def rgb(data):
+        return tf.cast(tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8), tf.float32)
+
+    def png():
+        return composite_over_background(tf.io.decode_png(encoded, channels=4, dtype=tf.uint8), background)
+
+    def gif():
+        return rgb(_gif_with_background(encoded, background))
+
+    def jpeg_bmp_or_gif():
+        return tf.cond(tf.equal(magic, b"GIF8"), gif, lambda: rgb(encoded))
+
+    image = tf.cond(tf.equal(magic, b"\x89PNG"), png, jpeg_bmp_or_gif)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def decode_and_resize_images(images, image_size, background=WHITE):
+    """Decode a batch of encoded images (JPEG/PNG/GIF/BMP bytes) to float32 RGB pixels, per-sample safe.
 
     Args:
         images: ``tf.string`` tensor ``[batch]`` of encoded images, or an
-            already-decoded numeric batch ``[batch, H, W, C]``.
+            already-decoded numeric batch ``[batch, H, W, C]`` in 0..255 with
+            C = 1, 2 (grey + alpha), 3 or 4 (RGBA).
         image_size: ``(height, width)`` of the output.
+        background: ``(R, G, B)`` shown through transparent pixels (see
+            :func:`decode_image`); white by default.
 
     Returns:
         ``(pixels, valid)``: float32 ``[batch, height, width, 3]`` in 0..255
@@ -23,27 +191,26 @@ def decode_and_resize_images(images, image_size):
 
     Example:
         >>> jpeg = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
-        >>> pixels, valid = decode_and_resize_images(tf.stack([jpeg, b"junk"]), (32, 32))
+        >>> pixels, valid = keras_mm.preprocessing.decode_and_resize_images(tf.stack([jpeg, b"junk"]), (32, 32))
         >>> pixels.shape, valid.numpy()
         (TensorShape([2, 32, 32, 3]), array([ True, False]))
     """
     height, width = int(image_size[0]), int(image_size[1])
+    background = validate_background(background)
     images = tf.convert_to_tensor(images) if not isinstance(images, np.ndarray) or images.dtype != object else tf.constant(images.tolist(), tf.string)
     if images.dtype != tf.string:
         pixels = tf.cast(images, tf.float32)
         if pixels.shape.rank != 4:
             raise ValueError(f"A decoded image batch must have rank 4 [batch, H, W, C], got shape {pixels.shape}.")
-        if pixels.shape[-1] == 1:
-            pixels = tf.image.grayscale_to_rgb(pixels)
         valid = tf.reduce_all(tf.math.is_finite(pixels), axis=[1, 2, 3])
         pixels = tf.where(tf.math.is_finite(pixels), pixels, tf.zeros_like(pixels))
-        return tf.image.resize(pixels, (height, width)), valid
+        return tf.image.resize(composite_over_background(pixels, background), (height, width)), valid
 
     def decode_one(encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+        image = decode_image(encoded, background)
         # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
         tf.debugging.assert_positive(tf.shape(image)[:2], message="image has no pixels")
-        return tf.image.resize(tf.cast(image, tf.float32), (height, width))
+        return tf.image.resize(image, (height, width))
 
     # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
     return map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
@@ -52,20 +219,28 @@ def decode_and_resize_images(images, image_size):
 class ImagePreprocessor(FeaturePreprocessor):
     """Encoded image bytes -> ``{feature: float32 [B, H, W, 3] in 0..255}``.
 
+    Args:
+        feature: the feature name.
+        image_size: ``(height, width)`` of the output.
+        background: ``(R, G, B)`` integers in 0..255 shown through transparent
+            pixels of PNGs and GIFs (default white).
+
     Example:
-        >>> pre = ImagePreprocessor("photo", image_size=(224, 224))
-        >>> pre.process_batch(tf.stack([jpeg_bytes]))["photo"].shape
+        >>> pre = keras_mm.preprocessing.ImagePreprocessor("photo", image_size=(224, 224))
+        >>> jpeg = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
+        >>> pre.process_batch(tf.stack([jpeg]))["photo"].shape
         TensorShape([1, 224, 224, 3])
     """
 
     example_rank = 0
 
-    def __init__(self, feature, image_size):
+    def __init__(self, feature, image_size, background=WHITE):
         super().__init__(feature)
         self.image_size = tuple(int(s) for s in image_size)
+        self.background = validate_background(background)
 
     def process_batch(self, raw):
-        pixels, valid = decode_and_resize_images(raw, self.image_size)
+        pixels, valid = decode_and_resize_images(raw, self.image_size, self.background)
         return {self.feature: pixels, self.presence_name: tf.cast(valid, tf.float32)}
 
     def example_raw(self, batch_size, seed=0):
@@ -78,4 +253,4 @@ class ImagePreprocessor(FeaturePreprocessor):
         return np.array(out, dtype=object)
 
     def get_config(self):
-        return {**super().get_config(), "image_size": list(self.image_size)}
+        return {**super().get_config(), "image_size": list(self.image_size), "background": list(self.background)}

@@ -58,3 +58,131 @@ def test_bad_images_are_isolated_per_sample():
     np.testing.assert_array_equal(out.numpy()[6], alone)  # neighbours do not change a sample
     pre = ImagePreprocessor("photo", (20, 30))
     np.testing.assert_array_equal(pre.process_batch(tf.constant(batch))["photo_present"].numpy(), [1, 0, 0, 0, 0, 0, 1])
+
+
+# --- transparency: real files written by Pillow -------------------------------------------------
+ALPHAS = (0, 128, 255)  # fully transparent, half, opaque; one column each
+INK = (200, 40, 90)
+
+
+def _encode(image, fmt, **kwargs):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _transparent_files():
+    """``{kind: (encoded bytes, expected RGB ink [H, W, 3], alpha [H, W] in 0..255)}`` of 2x3 images."""
+    from PIL import Image
+
+    alpha = np.tile(np.array(ALPHAS, np.uint8), (2, 1))
+    ink = np.broadcast_to(np.array(INK, np.uint8), (2, 3, 3))
+    rgba = Image.fromarray(np.dstack([ink, alpha]), "RGBA")
+    la = Image.fromarray(np.dstack([ink[..., :1], alpha]), "LA")
+    palette = Image.new("P", (3, 2))
+    palette.putpalette([*INK, 0, 0, 0, 5, 250, 5] + [0] * 759)
+    palette.putdata([[0, 1, 2][ALPHAS.index(a)] for a in alpha.ravel()])
+    grey = np.broadcast_to(ink[..., :1], ink.shape)
+    # the palette's colours per pixel: transparent black (entry 1) must not come out black
+    palette_ink = np.array([INK, (0, 0, 0), (5, 250, 5)], np.uint8)[[[0, 1, 2]] * 2]
+    return {
+        "rgba_png": (_encode(rgba, "PNG"), ink, alpha),
+        "la_png": (_encode(la, "PNG"), grey, alpha),
+        "palette_png_trns": (_encode(palette, "PNG", transparency=bytes([0, 128, 255])), palette_ink, alpha),
+        "gif": (_encode(palette, "GIF", transparency=1), palette_ink, np.where(palette_ink.sum(-1) == 0, 0, 255)),
+        "gif_binary": (_encode(palette, "GIF", transparency=0), palette_ink, np.where((palette_ink == INK).all(-1), 0, 255)),
+    }
+
+
+@pytest.mark.parametrize("background", [(255, 255, 255), (30, 60, 240)])
+def test_transparent_pixels_show_the_background_half_transparent_blend(background):
+    files = _transparent_files()
+    kinds = sorted(files)
+    encoded = tf.constant([files[k][0] for k in kinds])
+    if background == (255, 255, 255):
+        out, valid = decode_and_resize_images(encoded, (2, 3))  # the default is white
+    else:
+        out, valid = decode_and_resize_images(encoded, (2, 3), background=background)
+    assert valid.numpy().all()
+    for kind, pixels in zip(kinds, out.numpy()):
+        _, ink, alpha = files[kind]
+        a = alpha[..., None] / 255.0
+        expected = ink * a + np.array(background) * (1 - a)
+        np.testing.assert_allclose(pixels, expected, atol=1e-3, err_msg=kind)
+        np.testing.assert_array_equal(pixels[alpha == 0], np.broadcast_to(background, (int((alpha == 0).sum()), 3)))
+        np.testing.assert_array_equal(pixels[alpha == 255], ink[alpha == 255])  # opaque: unchanged
+
+
+def test_half_transparent_png_pixel_is_the_exact_blend():
+    files = _transparent_files()
+    encoded, _, _ = files["rgba_png"]
+    pixel = decode_and_resize_images(tf.constant([encoded]), (2, 3), background=(0, 0, 0))[0].numpy()[0, 0, 1]
+    np.testing.assert_allclose(pixel, np.array(INK) * 128 / 255, rtol=1e-6)
+
+
+def test_background_is_validated_naming_the_field():
+    for bad in [(255, 255), (0, 0, 256), "white", (0.5, 0, 0), (True, 0, 0)]:
+        with pytest.raises(ValueError, match=r"background=.* must be 3 integers in 0\.\.255"):
+            ImagePreprocessor("photo", (8, 8), background=bad)
+
+
+def test_transparent_images_are_isolated_from_corrupt_neighbours():
+    files = _transparent_files()
+    gif, _, _ = files["gif"]
+    png, ink, alpha = files["rgba_png"]
+    batch = tf.constant([gif[:30], png, b"GIF89a junk", gif, png[:50]])
+    out, valid = decode_and_resize_images(batch, (2, 3), background=(0, 255, 0))
+    np.testing.assert_array_equal(valid.numpy(), [False, True, False, True, False])
+    alone = decode_and_resize_images(tf.constant([png, gif]), (2, 3), background=(0, 255, 0))[0].numpy()
+    np.testing.assert_array_equal(out.numpy()[[1, 3]], alone)
+    np.testing.assert_array_equal(out.numpy()[[0, 2, 4]], 0.0)
+
+
+def test_decoded_rgba_arrays_are_composited_too():
+    rgba = np.zeros((1, 2, 2, 4), np.uint8)
+    rgba[0, 0, 0] = [10, 20, 30, 255]
+    out = decode_and_resize_images(rgba, (2, 2), background=(1, 2, 3))[0].numpy()[0]
+    np.testing.assert_array_equal(out[0, 0], [10, 20, 30])
+    np.testing.assert_array_equal(out[1, 1], [1, 2, 3])
+
+
+def test_encoder_background_reaches_the_serving_function():
+    import keras
+
+    import keras_mm
+    from keras_mm.export import ServingFunctions
+
+    keras.utils.set_random_seed(0)
+    background = [30, 60, 240]
+    model = keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": [2, 3], "filters": [4], "background": background}},
+                                 num_classes=3)
+    assert model.preprocessor.feature_preprocessors["image"].background == tuple(background)
+    rebuilt = keras_mm.models.MultimodalModel.from_config(model.get_config())
+    assert rebuilt.preprocessor.feature_preprocessors["image"].background == tuple(background)
+    files = _transparent_files()
+    encoded, ink, alpha = files["rgba_png"]
+    served = ServingFunctions(model).raw({"image": tf.constant([encoded])})["probabilities"].numpy()
+    a = alpha[None, ..., None] / 255.0
+
+    def predict(bg):
+        pixels = (ink * a + np.array(bg) * (1 - a)).astype("float32")
+        return model.predict({"image": pixels, "image_present": np.ones(1, "float32")}, verbose=0)
+
+    np.testing.assert_allclose(served, predict(background), atol=1e-6)
+    assert np.abs(served - predict((0, 0, 0))).max() > 1e-4  # the background really changes the prediction
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "mobilenet_v2", "vgg16"])
+def test_image_encoders_validate_and_keep_their_background(name):
+    import keras_mm
+    from keras_mm.registry import ENCODERS
+
+    cls = ENCODERS.get(name)
+    with pytest.raises(ValueError, match=r"background=\(0, 0, 300\) must be 3 integers in 0\.\.255"):
+        cls(**cls.example_config, background=(0, 0, 300))
+    encoder = cls(**cls.example_config, background=(1, 2, 3))
+    assert encoder.get_config()["background"] == [1, 2, 3]
+    assert encoder.build_preprocessor("photo").background == (1, 2, 3)
+    assert cls(**cls.example_config).build_preprocessor("photo").background == keras_mm.preprocessing.image.WHITE
