@@ -29,18 +29,9 @@ def _modules():
 
 
 def _examples(module_name):
+    """The module's doctests; DocTestFinder skips objects defined elsewhere (re-exports)."""
     module = importlib.import_module(module_name)
-    finder = doctest.DocTestFinder(exclude_empty=True)
-    # Objects re-exported by a package are checked in the module that defines them.
-    return [t for t in finder.find(module, module_name, globs={})
-            if t.examples and _defined_in(t, module_name)]
-
-
-def _defined_in(test, module_name):
-    owner = test.name.rsplit(".", 1)[0] if test.name != module_name else module_name
-    return test.name == module_name or owner == module_name or test.name.startswith(module_name + ".") and (
-        test.filename is None or test.filename.endswith(module_name.replace(".", "/") + ".py")
-        or test.filename.endswith(module_name.replace(".", "/") + "/__init__.py"))
+    return [t for t in doctest.DocTestFinder(exclude_empty=True).find(module, module_name, globs={}) if t.examples]
 
 
 ALL_MODULES = _modules()
