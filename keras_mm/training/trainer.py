@@ -1,34 +1,18 @@
 """``keras_mm.train``: one training loop for single-device, mirrored and multi-worker runs."""
 
-import json
-import os
-import shutil
-import time
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_mm.config import ModelConfig
-from keras_mm.training.strategy import distribute_global_batches, is_chief, resolve_strategy
+from keras_mm.training.early_stopping import EarlyStopping
+from keras_mm.training.epoch_logger import EpochLogger
+from keras_mm.training.state import TrainingHistory, TrainState
+from keras_mm.training.steps import TrainingSteps
+from keras_mm.training.strategy import distribute_global_batches, resolve_strategy
+
+__all__ = ["TrainingHistory", "train"]
 
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
-
-
-class TrainingHistory:
-    """Per-epoch metrics, like ``keras.callbacks.History``: ``history.history["val_loss"]``."""
-
-    def __init__(self, history=None, epoch=None):
-        self.history = history or {}
-        self.epoch = epoch or []
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def to_dict(self):
-        return {"epoch": self.epoch, "history": self.history}
 
 
 def _build(model, strategy, mixed_precision):
@@ -60,26 +44,6 @@ def _build(model, strategy, mixed_precision):
     finally:
         keras.mixed_precision.set_global_policy(policy)
     raise ValueError(f"model must be a keras_mm model, a ModelConfig, a config dict or a builder function, got {type(model).__name__}.")
-
-
-def _loss_object(model, loss):
-    loss = loss if loss is not None else (model.head.default_loss if model.head is not None else None)
-    if loss is None:
-        raise ValueError("An embedding model (head=None) needs an explicit loss=.")
-    loss_fn = keras.losses.get(loss) if isinstance(loss, str) else loss
-    return loss_fn
-
-
-def _early_stopping_config(early_stopping):
-    if early_stopping in (None, False):
-        return None
-    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
-        return {"monitor": "val_loss", "patience": early_stopping, "mode": "min", "restore_best_weights": True}
-    if isinstance(early_stopping, dict):
-        config = {"monitor": "val_loss", "patience": 3, "restore_best_weights": True, **early_stopping}
-        config.setdefault("mode", "max" if "acc" in config["monitor"] else "min")
-        return config
-    raise ValueError(f"early_stopping={early_stopping!r}: pass a patience (int) or a dict with monitor/patience/mode.")
 
 
 def train(
@@ -134,155 +98,70 @@ def train(
     Returns:
         ``(model, history)``; ``history.history`` maps metric names to per-epoch values.
 
+    The parts of the loop live in :class:`TrainingSteps` (the compiled steps,
+    with the loss and gradient hooks), :class:`TrainState` (checkpoint and
+    resume), :class:`EarlyStopping` and :class:`EpochLogger`.
+
     Example:
-        >>> config = keras_mm.ModelConfig(encoders={"image": "mobilenet_v2", "audio": "mfcc_cnn"}, num_classes=10)
-        >>> model, history = keras_mm.train(config, lambda m: keras_mm.data.from_manifest(
-        ...     "train.csv", model=m, batch_size=64, shuffle=True), epochs=10, strategy="auto",
-        ...     checkpoint_dir="ckpt/run1")
+        >>> config = keras_mm.ModelConfig(encoders={"image": {"name": "small_cnn", "image_size": 16}}, num_classes=3)
+        >>> def data(model):
+        ...     x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        ...     return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+        >>> model, history = keras_mm.train(config, data, data, epochs=2, strategy=None, verbose=0)
+        >>> sorted(history.history)
+        ['loss', 'sparse_categorical_accuracy', 'val_loss', 'val_sparse_categorical_accuracy']
     """
     strategy = resolve_strategy(strategy)
     model = _build(model, strategy, mixed_precision)
-    if callable(train_data) and not isinstance(train_data, tf.data.Dataset):
-        train_data = train_data(model)
-    if callable(validation_data) and not isinstance(validation_data, tf.data.Dataset):
-        validation_data = validation_data(model)
+    train_data, validation_data = (_dataset_for(data, model) for data in (train_data, validation_data))
     if global_batch_size is None:
-        first = tf.nest.flatten(next(iter(train_data)))[0]
-        global_batch_size = int(first.shape[0])
+        global_batch_size = int(tf.nest.flatten(next(iter(train_data)))[0].shape[0])
+    optimizer = _optimizer(optimizer, learning_rate, mixed_precision, strategy)
+    steps = TrainingSteps(model, optimizer, global_batch_size, loss=loss, metrics=metrics, strategy=strategy)
+    dist_train = distribute_global_batches(strategy, train_data, global_batch_size)
+    dist_val = None
+    if validation_data is not None:
+        dist_val = distribute_global_batches(strategy, validation_data, global_batch_size)
+    stopper = EarlyStopping.from_argument(early_stopping)
+    if stopper is not None:
+        stopper.check_logged(steps.log_names(validation=dist_val is not None))
 
+    state = TrainState(model, optimizer, strategy, checkpoint_dir)
+    known = int(train_data.cardinality().numpy())
+    steps_per_epoch = known if known > 0 else None
+    logger = EpochLogger(epochs, steps_per_epoch, verbose, tensorboard_dir, state.chief, steps.log_names())
+    latest = state.restore()
+    if latest:
+        logger.resumed(latest, state.epochs_done)
+    for epoch in range(state.epochs_done, epochs):
+        logger.epoch_begin(epoch)
+        logs = steps.train_epoch(dist_train, on_step=logger.step)
+        if dist_val is not None:
+            logs.update(steps.evaluate(dist_val))
+        logger.epoch_end(epoch, logs)
+        state.end_epoch(epoch, logs)
+        if stopper is not None and stopper.update(logs, model):
+            logger.say(stopper.message)
+            stopper.restore(model)
+            break
+    return model, state.history
+
+
+def _dataset_for(data, model):
+    """A dataset as given, or made by a function of the built model."""
+    if callable(data) and not isinstance(data, tf.data.Dataset):
+        return data(model)
+    return data
+
+
+def _optimizer(optimizer, learning_rate, mixed_precision, strategy):
+    # Created in the scope: the optimizer's variables must be mirrored like the model's.
     with strategy.scope():
-        optimizer = optimizer() if callable(optimizer) else keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+        if callable(optimizer):
+            optimizer = optimizer()
+        else:
+            optimizer = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
         if mixed_precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        loss_fn = _loss_object(model, loss)
-        metric_names = metrics if metrics is not None else (list(model.head.default_metrics) if model.head else [])
-        train_metrics = [keras.metrics.get(m) for m in metric_names]
-        val_metrics = [keras.metrics.get(m) for m in metric_names]
-        train_loss = keras.metrics.Mean(name="loss")
-        val_loss = keras.metrics.Mean(name="val_loss")
-        optimizer.build(model.trainable_variables)
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    return optimizer
 
-    def main_output(out):
-        return out["output"] if isinstance(out, dict) else out
-
-    def per_example_loss(y, pred, sample_weight=None):
-        values = loss_fn(y, pred) if not hasattr(loss_fn, "call") else loss_fn.call(y, pred)
-        if sample_weight is not None:
-            values = values * tf.cast(sample_weight, values.dtype)
-        return values
-
-    def train_step(batch):
-        x, y = batch[0], batch[1]
-        sample_weight = batch[2] if len(batch) > 2 else None
-        with tf.GradientTape() as tape:
-            pred = main_output(model(x, training=True))
-            per_example = per_example_loss(y, pred, sample_weight)
-            step_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-            if model.losses:
-                step_loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            scaled = optimizer.scale_loss(step_loss) if hasattr(optimizer, "scale_loss") else step_loss
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        train_loss.update_state(tf.reduce_mean(per_example), sample_weight=tf.cast(tf.shape(per_example)[0], tf.float32))
-        for metric in train_metrics:
-            metric.update_state(y, pred)
-
-    def eval_step(batch):
-        x, y = batch[0], batch[1]
-        pred = main_output(model(x, training=False))
-        per_example = per_example_loss(y, pred)
-        val_loss.update_state(tf.reduce_mean(per_example), sample_weight=tf.cast(tf.shape(per_example)[0], tf.float32))
-        for metric in val_metrics:
-            metric.update_state(y, pred)
-
-    @tf.function
-    def distributed_train_step(batch):
-        strategy.run(train_step, args=(batch,))
-
-    @tf.function
-    def distributed_eval_step(batch):
-        strategy.run(eval_step, args=(batch,))
-
-    # --- checkpoint / resume ---------------------------------------------------
-    history = TrainingHistory()
-    manager = None
-    chief = is_chief(strategy)
-    if checkpoint_dir is not None:
-        write_dir = checkpoint_dir if chief else os.path.join(checkpoint_dir, f".worker_{strategy.cluster_resolver.task_id}")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
-        manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=2)
-        latest = tf.train.latest_checkpoint(checkpoint_dir)
-        if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-            history_file = os.path.join(checkpoint_dir, "history.json")
-            if os.path.isfile(history_file):
-                with open(history_file) as f:
-                    saved = json.load(f)
-                history = TrainingHistory(saved["history"], saved["epoch"])
-            if verbose:
-                print(f"Resuming from {latest} (epoch {int(epoch_var.numpy())} done)")
-
-    stopping = _early_stopping_config(early_stopping)
-    best, best_weights, waited = None, None, 0
-    writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir and chief else None
-    if verbose == "auto":
-        verbose = 1 if os.isatty(1) else 2
-
-    dist_train = distribute_global_batches(strategy, train_data, global_batch_size)
-    dist_val = distribute_global_batches(strategy, validation_data, global_batch_size) if validation_data is not None else None
-    steps = int(train_data.cardinality().numpy()) if train_data.cardinality() > 0 else None
-
-    for epoch in range(int(epoch_var.numpy()), epochs):
-        start = time.time()
-        for m in [train_loss, *train_metrics]:
-            m.reset_state()
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs}")
-        progbar = keras.utils.Progbar(steps, verbose=1 if verbose == 1 else 0, stateful_metrics=["loss"] + [m.name for m in train_metrics])
-        for step, batch in enumerate(dist_train):
-            distributed_train_step(batch)
-            progbar.update(step + 1, [("loss", float(train_loss.result()))] + [(m.name, float(m.result())) for m in train_metrics])
-        logs = {"loss": float(train_loss.result()), **{m.name: float(m.result()) for m in train_metrics}}
-        if dist_val is not None:
-            for m in [val_loss, *val_metrics]:
-                m.reset_state()
-            for batch in dist_val:
-                distributed_eval_step(batch)
-            logs.update({"val_loss": float(val_loss.result()), **{f"val_{m.name}": float(m.result()) for m in val_metrics}})
-        history.append(epoch, logs)
-        if verbose:
-            summary = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            print(f"{time.time() - start:.1f}s - {summary}", flush=True)
-        if writer is not None:
-            with writer.as_default():
-                for key, value in logs.items():
-                    tf.summary.scalar(key, value, step=epoch)
-            writer.flush()
-        epoch_var.assign(epoch + 1)
-        if manager is not None:
-            manager.save(checkpoint_number=epoch + 1)
-            if chief:
-                with open(os.path.join(checkpoint_dir, "history.json.tmp"), "w") as f:
-                    json.dump(history.to_dict(), f)
-                os.replace(os.path.join(checkpoint_dir, "history.json.tmp"), os.path.join(checkpoint_dir, "history.json"))
-            else:
-                shutil.rmtree(write_dir, ignore_errors=True)
-        if stopping is not None:
-            if stopping["monitor"] not in logs:
-                raise ValueError(f"early_stopping monitors {stopping['monitor']!r}, which is not logged. Logged: {', '.join(logs)}")
-            value = logs[stopping["monitor"]]
-            improved = best is None or (value < best if stopping["mode"] == "min" else value > best)
-            if improved:
-                best, waited = value, 0
-                if stopping["restore_best_weights"]:
-                    best_weights = [np.array(w) for w in model.get_weights()]
-            else:
-                waited += 1
-                if waited >= stopping["patience"]:
-                    if verbose:
-                        print(f"Early stopping: {stopping['monitor']} has not improved for {waited} epochs (best {best:.4f}).")
-                    if best_weights is not None:
-                        model.set_weights(best_weights)
-                    break
-    return model, history

@@ -1,0 +1,75 @@
+"""Stopping a run when a logged value stops improving."""
+
+import numpy as np
+
+
+class EarlyStopping:
+    """Says when a logged value has not improved for ``patience`` epochs and keeps the best weights.
+
+    Args:
+        monitor: the logged value to watch (``"val_loss"``, ``"val_sparse_categorical_accuracy"``, ...).
+        patience: epochs without improvement before stopping.
+        mode: ``"min"`` or ``"max"``; ``None`` picks ``"max"`` when ``monitor``
+            contains ``"acc"``, else ``"min"``.
+        restore_best_weights: keep a copy of the weights at the best epoch
+            (:meth:`update` takes them from its ``model``) for :meth:`restore`.
+
+    Example:
+        >>> stopper = keras_mm.training.EarlyStopping(patience=2)
+        >>> [stopper.update({"val_loss": v}) for v in [1.0, 0.8, 0.9, 0.85]]
+        [False, False, False, True]
+        >>> stopper.message
+        'Early stopping: val_loss has not improved for 2 epochs (best 0.8000).'
+    """
+
+    def __init__(self, monitor="val_loss", patience=3, mode=None, restore_best_weights=True):
+        mode = mode if mode is not None else ("max" if "acc" in monitor else "min")
+        if mode not in ("min", "max"):
+            raise ValueError(f"early_stopping mode={mode!r} is not supported. Allowed: min, max")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"early_stopping patience={patience!r}: pass a number of epochs (an int >= 0).")
+        self.monitor, self.patience, self.mode = monitor, patience, mode
+        self.restore_best_weights = restore_best_weights
+        self.best, self.best_weights, self.wait = None, None, 0
+
+    @classmethod
+    def from_argument(cls, early_stopping):
+        """Build one from ``train``'s ``early_stopping=`` (``None``/``False``, a patience, or a dict); ``None`` when off."""
+        if early_stopping in (None, False):
+            return None
+        if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+            return cls(patience=early_stopping, mode="min")
+        if isinstance(early_stopping, dict):
+            unknown = sorted(set(early_stopping) - {"monitor", "patience", "mode", "restore_best_weights"})
+            if unknown:
+                raise ValueError(
+                    f"early_stopping has unknown keys {unknown}. Allowed: monitor, patience, mode, restore_best_weights"
+                )
+            return cls(**early_stopping)
+        raise ValueError(f"early_stopping={early_stopping!r}: pass a patience (int) or a dict with monitor/patience/mode.")
+
+    def check_logged(self, names):
+        """Raise if ``monitor`` is not among the logged ``names`` (a list or a logs dict)."""
+        if self.monitor not in names:
+            raise ValueError(f"early_stopping monitors {self.monitor!r}, which is not logged. Logged: {', '.join(names)}")
+
+    def update(self, logs, model=None):
+        """Take one epoch's ``logs``; return True when training should stop."""
+        self.check_logged(logs)
+        value = logs[self.monitor]
+        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+            self.best, self.wait = value, 0
+            if self.restore_best_weights and model is not None:
+                self.best_weights = [np.array(w) for w in model.get_weights()]
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    @property
+    def message(self):
+        return f"Early stopping: {self.monitor} has not improved for {self.wait} epochs (best {self.best:.4f})."
+
+    def restore(self, model):
+        """Put the best epoch's weights back into ``model`` (when they were kept)."""
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)

@@ -1,0 +1,105 @@
+"""What a training run saves after every epoch and restores when it starts again."""
+
+import json
+import os
+import shutil
+
+import tensorflow as tf
+
+from keras_mm.training.strategy import is_chief
+
+
+class TrainingHistory:
+    """Per-epoch metrics, like ``keras.callbacks.History``: ``history.history["val_loss"]``.
+
+    Example:
+        >>> history = keras_mm.training.TrainingHistory()
+        >>> history.append(0, {"loss": 0.9, "val_loss": 1.1})
+        >>> history.history["val_loss"], history.epoch
+        ([1.1], [0])
+    """
+
+    def __init__(self, history=None, epoch=None):
+        self.history = history or {}
+        self.epoch = epoch or []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def to_dict(self):
+        return {"epoch": self.epoch, "history": self.history}
+
+
+class TrainState:
+    """Model, optimizer, finished epochs and history of a run, checkpointed after every epoch.
+
+    With a ``checkpoint_dir``, :meth:`end_epoch` saves a ``tf.train.Checkpoint``
+    (the two newest are kept) and, on the chief, ``history.json`` (written to a
+    temporary file and renamed, so a killed run never leaves half a file).
+    Other workers of a multi-worker run must take part in the save but write to
+    a scratch directory that they delete again. :meth:`restore` loads the
+    newest checkpoint, so a run started again continues where it stopped.
+
+    Args:
+        model: the model whose weights are saved.
+        optimizer: its optimizer, already built (its slots are saved too).
+        strategy: the ``tf.distribute.Strategy`` the model was built under.
+        checkpoint_dir: where to save; ``None`` keeps the state in memory only.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> optimizer = keras.optimizers.SGD(0.1); optimizer.build(model.trainable_variables)
+        >>> state = keras_mm.training.TrainState(model, optimizer, tf.distribute.get_strategy())
+        >>> state.end_epoch(0, {"loss": 0.5}); state.epochs_done, state.history.history
+        (1, {'loss': [0.5]})
+    """
+
+    def __init__(self, model, optimizer, strategy, checkpoint_dir=None):
+        with strategy.scope():
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.history = TrainingHistory()
+        self.checkpoint_dir = checkpoint_dir
+        self.chief = is_chief(strategy)
+        self._manager = None
+        if checkpoint_dir is not None:
+            self._write_dir = checkpoint_dir
+            if not self.chief:
+                self._write_dir = os.path.join(checkpoint_dir, f".worker_{strategy.cluster_resolver.task_id}")
+            self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+            self._manager = tf.train.CheckpointManager(self._checkpoint, self._write_dir, max_to_keep=2)
+
+    @property
+    def epochs_done(self):
+        return int(self.epoch.numpy())
+
+    def restore(self):
+        """Load the newest checkpoint and history; return the checkpoint's path, or ``None`` when there is none."""
+        if self._manager is None:
+            return None
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if not latest:
+            return None
+        self._checkpoint.restore(latest).assert_existing_objects_matched()
+        history_file = os.path.join(self.checkpoint_dir, "history.json")
+        if os.path.isfile(history_file):
+            with open(history_file) as f:
+                saved = json.load(f)
+            self.history = TrainingHistory(saved["history"], saved["epoch"])
+        return latest
+
+    def end_epoch(self, epoch, logs):
+        """Record ``logs`` for ``epoch`` (0-based), mark it done and save a checkpoint when there is a directory."""
+        self.history.append(epoch, logs)
+        self.epoch.assign(epoch + 1)
+        if self._manager is None:
+            return
+        self._manager.save(checkpoint_number=epoch + 1)
+        if self.chief:
+            temporary = os.path.join(self.checkpoint_dir, "history.json.tmp")
+            with open(temporary, "w") as f:
+                json.dump(self.history.to_dict(), f)
+            os.replace(temporary, os.path.join(self.checkpoint_dir, "history.json"))
+        else:
+            shutil.rmtree(self._write_dir, ignore_errors=True)
