@@ -149,3 +149,89 @@ def test_every_registered_encoder_trains_under_mirrored_strategy():
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ENCODERS.names():
         assert f"OK {name} replicas=2" in result.stdout, (name, result.stdout[-2000:])
+
+
+@pytest.mark.parametrize(
+    "monitor, values, patience, expected",
+    [
+        ("val_loss", [1.0, 0.8, 0.9, 0.85], 2, [False, False, False, True]),
+        ("val_loss", [3.0, 2.0, 1.0, 0.5], 1, [False, False, False, False]),
+        # "acc" in the name -> higher is better; an equal value is no improvement
+        ("val_sparse_categorical_accuracy", [0.5, 0.6, 0.6, 0.55], 2, [False, False, False, True]),
+    ],
+)
+def test_early_stopping_on_a_sequence(monitor, values, patience, expected):
+    stopper = keras_mm.training.EarlyStopping(monitor=monitor, patience=patience)
+    assert [stopper.update({monitor: v}) for v in values] == expected
+    assert stopper.best == (max(values) if "acc" in monitor else min(values))
+
+
+def test_early_stopping_restores_the_best_weights():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stopper = keras_mm.training.EarlyStopping(patience=1)
+    for value, fill in [(1.0, 1.0), (0.5, 2.0), (0.7, 3.0)]:
+        model.set_weights([np.full_like(w, fill) for w in model.get_weights()])
+        stop = stopper.update({"val_loss": value}, model)
+    assert stop
+    stopper.restore(model)
+    assert all((w == 2.0).all() for w in model.get_weights())
+
+
+def test_early_stopping_argument():
+    from_argument = keras_mm.training.EarlyStopping.from_argument
+    assert from_argument(None) is None and from_argument(False) is None
+    stopper = from_argument(4)
+    assert (stopper.monitor, stopper.patience, stopper.mode, stopper.restore_best_weights) == ("val_loss", 4, "min", True)
+    stopper = from_argument({"monitor": "val_accuracy", "restore_best_weights": False})
+    assert (stopper.patience, stopper.mode, stopper.restore_best_weights) == (3, "max", False)
+    with pytest.raises(ValueError, match="early_stopping=True: pass a patience"):
+        from_argument(True)
+    with pytest.raises(ValueError, match=r"unknown keys \['patince'\]. Allowed: monitor, patience"):
+        from_argument({"patince": 2})
+    with pytest.raises(ValueError, match="mode='up' is not supported. Allowed: min, max"):
+        from_argument({"mode": "up"})
+
+
+def test_missing_early_stopping_value_is_refused_before_training(tmp_path):
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+    with pytest.raises(ValueError, match="monitors 'val_loss', which is not logged. Logged: loss, sparse_categorical_accuracy$"):
+        keras_mm.train(model, _tiny_data(model), strategy=None, early_stopping=1, checkpoint_dir=str(tmp_path), verbose=0)
+    assert os.listdir(tmp_path) == []
+
+
+class ZeroGradients(keras_mm.training.TrainingSteps):
+    def transform_gradients(self, grads, variables):
+        return [None if g is None else tf.zeros_like(g) for g in grads]
+
+
+class ZeroLoss(keras_mm.training.TrainingSteps):
+    def compute_loss(self, x, y, outputs, sample_weight=None):
+        return 0.0 * super().compute_loss(x, y, outputs, sample_weight)
+
+
+@pytest.mark.parametrize(
+    "steps_class, changes", [(keras_mm.training.TrainingSteps, True), (ZeroGradients, False), (ZeroLoss, False)]
+)
+def test_training_steps_hooks_decide_the_update(steps_class, changes):
+    keras.utils.set_random_seed(0)
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), num_classes=3)
+    before = [np.array(v) for v in model.trainable_variables]
+    steps = steps_class(model, keras.optimizers.SGD(0.1), global_batch_size=6)
+    logs = steps.train_epoch(_tiny_data(model))
+    assert np.isfinite(logs["loss"]) and logs["loss"] > 0  # the logged loss is the head's, whatever is optimised
+    moved = max(np.abs(np.array(v) - b).max() for v, b in zip(model.trainable_variables, before))
+    assert (moved > 0) == changes, moved
+
+
+def test_epoch_logger_verbosity(capsys, tmp_path):
+    for verbose in (0, 2):
+        logger = keras_mm.training.EpochLogger(epochs=3, verbose=verbose, tensorboard_dir=str(tmp_path / f"tb{verbose}"))
+        logger.resumed("ckpt/ckpt-1", 1)
+        logger.epoch_begin(1)
+        logger.step(0, lambda: pytest.fail("no progress bar is shown, so the logs are not read"))
+        logger.epoch_end(1, {"loss": 0.25, "val_loss": 0.5})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["Resuming from ckpt/ckpt-1 (epoch 1 done)", "Epoch 2/3"]
+    assert lines[2].endswith("s - loss: 0.2500 - val_loss: 0.5000") and len(lines) == 3  # verbose=0 printed nothing
+    assert os.listdir(tmp_path / "tb2") and os.listdir(tmp_path / "tb0")
+
