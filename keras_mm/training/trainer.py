@@ -79,7 +79,8 @@ def train(
             by the **global** batch size (e.g. ``keras_mm.data.from_manifest(...,
             model=model, batch_size=64)``), or a function ``model -> dataset``
             when the model is built here.
-        validation_data: the same, evaluated after every epoch.
+        validation_data: the same, evaluated after every epoch; it must yield
+            at least one (full, with several replicas) batch.
         epochs: total epochs (a resumed run continues up to this number).
         strategy: ``"auto"``, ``"mirrored"``, ``"multi_worker"``, ``None`` or a strategy.
         mixed_precision: ``None``, ``"mixed_float16"`` or ``"mixed_bfloat16"``
@@ -122,6 +123,7 @@ def train(
     dist_val = None
     if validation_data is not None:
         dist_val = distribute_global_batches(strategy, validation_data, global_batch_size)
+        _require_batches(validation_data, dist_val, strategy, global_batch_size)
     stopper = EarlyStopping.from_argument(early_stopping)
     if stopper is not None:
         stopper.check_logged(steps.log_names(validation=dist_val is not None))
@@ -165,3 +167,19 @@ def _optimizer(optimizer, learning_rate, mixed_precision, strategy):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 
+
+def _require_batches(dataset, distributed, strategy, global_batch_size):
+    """Refuse validation data without a single batch: its val_loss would read 0.0 and mislead early stopping."""
+    if int(dataset.cardinality().numpy()) != 0 and next(iter(distributed), None) is not None:
+        return
+    replicas = strategy.num_replicas_in_sync
+    dropped = (
+        f" With {replicas} replicas a batch smaller than the global batch size ({global_batch_size}) is dropped, "
+        f"so it needs at least {global_batch_size} rows."
+        if replicas > 1 else ""
+    )
+    raise ValueError(
+        "validation_data is empty: it yields no batch, so val_loss would read 0.0 and early stopping would keep "
+        f"the first epoch's weights.{dropped} Check the validation split (e.g. the manifest's rows for it), "
+        "or pass validation_data=None to train without validation."
+    )

@@ -192,6 +192,17 @@ def test_early_stopping_argument():
         from_argument({"mode": "up"})
 
 
+@pytest.mark.parametrize(
+    "empty", [lambda ds: ds.take(0), lambda ds: ds.filter(lambda x, y: False)], ids=["cardinality_0", "no_batch"]
+)
+def test_empty_validation_data_is_refused(empty, tmp_path):
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+    ds = _tiny_data(model)
+    with pytest.raises(ValueError, match="validation_data is empty: it yields no batch.*validation_data=None"):
+        keras_mm.train(model, ds, empty(ds), strategy=None, checkpoint_dir=str(tmp_path), verbose=0)
+    assert os.listdir(tmp_path) == []  # refused before the first epoch
+
+
 def test_missing_early_stopping_value_is_refused_before_training(tmp_path):
     model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
     with pytest.raises(ValueError, match="monitors 'val_loss', which is not logged. Logged: loss, sparse_categorical_accuracy$"):
@@ -235,3 +246,36 @@ def test_epoch_logger_verbosity(capsys, tmp_path):
     assert lines[2].endswith("s - loss: 0.2500 - val_loss: 0.5000") and len(lines) == 3  # verbose=0 printed nothing
     assert os.listdir(tmp_path / "tb2") and os.listdir(tmp_path / "tb0")
 
+
+MIRRORED_VALIDATION = """
+from keras_mm.training import split_cpu
+split_cpu(2)
+import numpy as np, tensorflow as tf, keras_mm
+from tests.conftest import tiny_encoders
+
+def data(rows):
+    def make(model):
+        x = {k: v.numpy() for k, v in model.preprocessor.process_batch(model.preprocessor.example_raw(rows)).items()}
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(rows) % 3)).batch(8)
+    return make
+
+config = keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+_, history = keras_mm.train(config, data(16), data(8), strategy="mirrored", verbose=0)
+print("val_loss", history.history["val_loss"][0])
+try:
+    keras_mm.train(config, data(16), data(6), strategy="mirrored", verbose=0)
+except ValueError as error:
+    print("refused:", error)
+"""
+
+
+def test_validation_smaller_than_the_global_batch_is_refused_under_two_replicas():
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_VALIDATION], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    val_loss = float(result.stdout.split("val_loss ")[1].split()[0])
+    assert val_loss > 0  # one full batch of 8: validated
+    assert "refused: validation_data is empty" in result.stdout, result.stdout[-2000:]
+    assert "With 2 replicas a batch smaller than the global batch size (8) is dropped" in result.stdout
