@@ -1,6 +1,6 @@
 """Preprocessing shared by training (``tf.data``) and serving (export signature)."""
 
-from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav_batch, fit_waveforms
+from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav_batch, fit_waveforms, resample
 from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_images
@@ -27,4 +27,5 @@ __all__ = [
     "fit_waveforms",
     "normalize_bert_text",
     "read_vocabulary",
+    "resample",
 ]

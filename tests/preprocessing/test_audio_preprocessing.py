@@ -46,3 +46,33 @@ def test_wav_bytes_decode_with_bad_files_isolated():
     np.testing.assert_allclose(audio.numpy()[5], audio.numpy()[0], atol=1e-4)
     pre = WaveformPreprocessor("speech", 1000, sample_rate=8000)
     np.testing.assert_array_equal(pre.process_batch(tf.constant(batch))["speech_present"].numpy(), [1, 0, 0, 0, 0, 1])
+
+
+def test_fft_resample_matches_scipy_and_librosa_fft():
+    import librosa
+    import scipy.signal
+
+    from keras_mm.preprocessing import resample
+
+    rng = np.random.default_rng(0)
+    # even/odd/prime lengths, up and down, integer and fractional ratios: each hits another branch of scipy's
+    # unpaired-bin rule (doubled when downsampling, halved when upsampling, none when the kept count is odd)
+    for n in (1, 2, 7, 100, 101, 7993, 8000):
+        for orig, target in ((8000, 16000), (16000, 8000), (44100, 16000), (16000, 22050), (11025, 8000)):
+            x = rng.normal(0, 0.3, n).astype("float32")
+            expected = librosa.resample(x, orig_sr=orig, target_sr=target, res_type="fft")
+            got = resample(tf.constant(x), orig, target).numpy()
+            assert got.shape == expected.shape and got.dtype == np.float32, (n, orig, target, got.shape)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max(), err_msg=f"{n} {orig}->{target}")
+    batch = rng.normal(size=(3, 1001))
+    np.testing.assert_allclose(resample(batch, 8000, 16000).numpy(), scipy.signal.resample(batch, 2002, axis=-1), atol=1e-9)
+
+
+def test_resample_in_graph_with_the_rate_as_a_tensor():
+    from keras_mm.preprocessing import resample
+
+    fn = tf.function(lambda w, rate: resample(w, rate, 16000),
+                     input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)])
+    wave = np.sin(np.arange(800) / 5.0).astype("float32")
+    np.testing.assert_array_equal(fn(wave, 16000).numpy(), wave)  # equal rates: unchanged
+    assert fn(wave, 8000).shape == (1600,) and fn(tf.zeros([0]), 8000).shape == (0,)
