@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_mm  # noqa: E402
+from keras_mm.naming import presence_name  # noqa: E402
 
 from benchmarks.common import write_results  # noqa: E402
 
@@ -80,7 +81,7 @@ def bench_zoo_overhead(quick):
     assert zoo.count_params() == hand.count_params(), (zoo.count_params(), hand.count_params())
     rng = np.random.default_rng(0)
     x = {"image": rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"), "audio": rng.normal(0, 0.1, (batch, samples)).astype("float32")}
-    xz = {**x, "image_present": np.ones(batch, "float32"), "audio_present": np.ones(batch, "float32")}
+    xz = {**x, **{presence_name(feature): np.ones(batch, "float32") for feature in x}}
     y = rng.integers(0, 10, batch)
     for model in (zoo, hand):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_mm.naming import presence_name
+
 
 class ServingFunctions:
     """Builds the functions behind the serving signatures of a model.
@@ -47,8 +49,8 @@ class ServingFunctions:
         outputs.update(extras)
         present = []
         for feature in self.model.features:
-            flag = tf.cast(numeric[f"{feature}_present"], tf.float32)
-            outputs[f"{feature}_present"] = flag
+            flag = tf.cast(numeric[presence_name(feature)], tf.float32)
+            outputs[presence_name(feature)] = flag
             present.append(flag)
         outputs["valid"] = tf.reduce_any(tf.stack(present, axis=1) > 0, axis=1)
         return outputs

@@ -8,6 +8,7 @@ from keras import ops
 from keras_mm.config import normalize_component
 from keras_mm.models.builder import instantiate
 from keras_mm.models.multimodal_model import encoder_inputs
+from keras_mm.naming import input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 from keras_mm.registry import ENCODERS
 
@@ -91,7 +92,7 @@ class DualEncoder(keras.Model):
         inputs, towers = {}, []
         for feature, encoder in ((feature_a, encoder_a), (feature_b, encoder_b)):
             feature_inputs = encoder_inputs(feature, encoder)
-            inputs.update({t.name: t for t in feature_inputs.values()})
+            inputs.update({input_name(feature, kind): t for kind, t in feature_inputs.items()})
             towers.append(encoder(feature_inputs))
         a = self.normalize_a(ops.cast(self.projection_a(towers[0]), "float32"))
         b = self.normalize_b(ops.cast(self.projection_b(towers[1]), "float32"))
@@ -154,16 +155,17 @@ class _WithoutPresence:
 
     def __init__(self, preprocessor):
         self.inner = preprocessor
+        self.presence_names = {presence_name(feature) for feature in preprocessor.features}
 
     def example_raw(self, batch_size, seed=0):
         return self.inner.example_raw(batch_size, seed)
 
     def process_batch(self, x):
-        return {k: v for k, v in self.inner.process_batch(x).items() if not k.endswith("_present")}
+        return {k: v for k, v in self.inner.process_batch(x).items() if k not in self.presence_names}
 
     def __call__(self, x, y=None, sample_weight=None):
         out = self.inner(x)
-        out = {k: v for k, v in out.items() if not k.endswith("_present")}
+        out = {k: v for k, v in out.items() if k not in self.presence_names}
         return out if y is None else (out, y)
 
 

@@ -3,17 +3,14 @@
 import keras
 
 from keras_mm.layers.modality_dropout import ModalityDropout
+from keras_mm.naming import input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
-
-
-def _input_name(feature, suffix):
-    return f"{feature}_{suffix}" if suffix else feature
 
 
 def encoder_inputs(feature, encoder):
     """``{suffix: keras.Input}`` for one feature's encoder, named ``<feature>[_<suffix>]``."""
     return {
-        suffix: keras.Input(shape=shape, dtype=dtype, name=_input_name(feature, suffix))
+        suffix: keras.Input(shape=shape, dtype=dtype, name=input_name(feature, suffix))
         for suffix, (shape, dtype) in encoder.input_signature().items()
     }
 
@@ -64,7 +61,7 @@ class MultimodalModel(keras.Model):
         for feature, encoder in self.feature_encoders.items():
             feature_inputs = encoder_inputs(feature, encoder)
             for suffix, tensor in feature_inputs.items():
-                name = _input_name(feature, suffix)
+                name = input_name(feature, suffix)
                 if name in inputs:
                     raise ValueError(f"Two features produce the model input {name!r}; rename one feature.")
                 inputs[name] = tensor
@@ -74,8 +71,8 @@ class MultimodalModel(keras.Model):
                 sequences[feature], sequence_masks[feature] = encoded["sequence"], encoded["sequence_mask"]
             else:
                 features[feature] = encoder(feature_inputs)
-            presence_name = _input_name(feature, "present")
-            inputs[presence_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=presence_name)
+            flag_name = presence_name(feature)
+            inputs[flag_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=flag_name)
         presence = self.modality_dropout(presence)
         if fusion.uses_sequences:
             fused = fusion(features, presence, sequences=sequences, sequence_masks=sequence_masks)

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_mm import naming
+
 
 class FeaturePreprocessor:
     """Maps one feature's raw values to the numeric inputs of its encoder.
@@ -34,11 +36,23 @@ class FeaturePreprocessor:
         return tf.TensorSpec(shape, self.raw_dtype, name=self.feature)
 
     def input_name(self, suffix=""):
-        return f"{self.feature}_{suffix}" if suffix else self.feature
+        """This feature's model input name of kind ``suffix`` (see :func:`keras_mm.naming.input_name`).
+
+        Example:
+            >>> keras_mm.preprocessing.FeaturePreprocessor("photo").input_name()
+            'photo'
+        """
+        return naming.input_name(self.feature, suffix)
 
     @property
     def presence_name(self):
-        return self.input_name("present")
+        """This feature's ``<feature>_present`` input name.
+
+        Example:
+            >>> keras_mm.preprocessing.FeaturePreprocessor("photo").presence_name
+            'photo_present'
+        """
+        return naming.presence_name(self.feature)
 
     def process_batch(self, raw):
         raise NotImplementedError

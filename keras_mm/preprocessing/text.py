@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from keras_mm.naming import PADDING_MASK, TOKEN_IDS
 from keras_mm.preprocessing.base import FeaturePreprocessor
 
 # HF BertNormalizer.clean_text drops NUL, U+FFFD and "other" characters (Cc, Cf,
@@ -141,9 +142,9 @@ class BertTextPreprocessor(FeaturePreprocessor):
         token_ids, padding_mask = self.packer(tokens)
         token_ids = tf.cast(token_ids, tf.int32)
         return {
-            self.input_name("token_ids"): token_ids,
+            self.input_name(TOKEN_IDS): token_ids,
             self.input_name("segment_ids"): tf.zeros_like(token_ids),
-            self.input_name("padding_mask"): tf.cast(padding_mask, tf.int32),
+            self.input_name(PADDING_MASK): tf.cast(padding_mask, tf.int32),
             # empty / whitespace-only / control-only text is a missing modality
             self.presence_name: tf.cast(tokens.row_lengths() > 0, tf.float32),
         }
@@ -194,8 +195,8 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
         raw = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
         token_ids = tf.cast(self.vectorizer(raw), tf.int32)
         return {
-            self.input_name("token_ids"): token_ids,
-            self.input_name("padding_mask"): tf.cast(token_ids != 0, tf.int32),
+            self.input_name(TOKEN_IDS): token_ids,
+            self.input_name(PADDING_MASK): tf.cast(token_ids != 0, tf.int32),
             self.presence_name: tf.cast(tf.reduce_any(token_ids != 0, axis=1), tf.float32),
         }
 
