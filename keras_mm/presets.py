@@ -71,7 +71,7 @@ def list_presets():
 
     Example:
         >>> sorted(keras_mm.list_presets())[:2]
-        ['mobilenetv2_bert_attention', 'mobilenetv2_bert_late']
+        ['mobilenetv2_bert_attention', 'mobilenetv2_bert_cross_attention']
     """
     return {name: preset["description"] for name, preset in sorted(PRESETS.items())}
 
@@ -80,11 +80,14 @@ def preset_config(name, **overrides):
     """The config dict of preset ``name`` with ``overrides`` applied.
 
     ``encoders`` overrides merge per feature (``encoders={"text": {"checkpoint": "/my/bert"}}``
-    changes only that argument); other fields replace the preset's.
+    changes only that argument); every other field given replaces the preset's,
+    whatever its value (``modality_dropout=0.0``, ``head=None``).
 
     Example:
-        >>> preset_config("tiny_attention", num_classes=5)["fusion"]
+        >>> keras_mm.presets.preset_config("tiny_attention", num_classes=5)["fusion"]
         {'name': 'attention', 'projection_dim': 16}
+        >>> keras_mm.presets.preset_config("mobilenetv2_bert_attention", modality_dropout=0.0)["modality_dropout"]
+        0.0
     """
     if name not in PRESETS:
         raise ValueError(f"preset={name!r} is not registered. Available: {', '.join(sorted(PRESETS))}")
@@ -95,7 +98,7 @@ def preset_config(name, **overrides):
             spec = {"name": spec}
         base = config["encoders"].get(feature, {})
         config["encoders"][feature] = spec if "name" in spec and spec["name"] != base.get("name") else {**base, **spec}
-    config.update({k: v for k, v in overrides.items() if v is not None})
+    config.update(overrides)
     for feature, spec in config["encoders"].items():
         if spec.get("checkpoint") == "<minilm>":
             checkpoint = _minilm_checkpoint()

@@ -1,7 +1,13 @@
+import dataclasses
+import inspect
+
 import pytest
 
 import keras_mm
+from keras_mm.fusions.attention import AttentionFusion
+from keras_mm.fusions.concat import ConcatFusion
 from keras_mm.presets import PRESETS, preset_config
+from tests.conftest import tiny_encoders
 
 
 def test_every_preset_is_listed_with_a_description():
@@ -35,3 +41,36 @@ def test_real_checkpoint_preset_resolves_the_minilm_path(minilm_path):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset='tiny' is not registered. Available: mobilenetv2_bert_attention"):
         keras_mm.build_model(preset="tiny")
+
+
+def test_explicit_overrides_win_even_when_they_equal_the_defaults():
+    # fusion="concat" is ModelConfig's default: it must still replace the preset's attention fusion
+    assert isinstance(keras_mm.build_model(preset="tiny_attention", num_classes=3).fusion, AttentionFusion)
+    model = keras_mm.build_model(preset="tiny_attention", fusion="concat", num_classes=3)
+    assert isinstance(model.fusion, ConcatFusion) and model.config.fusion == {"name": "concat"}
+    assert keras_mm.build_model(preset="tiny_attention", head=None).head is None  # None given: an embedding model
+
+
+def test_falsy_overrides_replace_the_presets_modality_dropout():
+    # MobileNetV2/MiniLM swapped for tiny encoders (different names replace a feature's spec) to keep it fast
+    encoders = tiny_encoders(("small_cnn", "lstm", "mfcc_cnn"), features={"small_cnn": "image", "lstm": "text", "mfcc_cnn": "audio"})
+    kept = keras_mm.build_model(preset="mobilenetv2_bert_attention", encoders=encoders, num_classes=3)
+    assert kept.modality_dropout.rate == 0.2 and isinstance(kept.fusion, AttentionFusion)
+    zero = keras_mm.build_model(preset="mobilenetv2_bert_attention", encoders=encoders, num_classes=3, modality_dropout=0.0)
+    assert zero.modality_dropout.rate == 0.0 and zero.config.modality_dropout == 0.0
+    assert keras_mm.build_model(preset="tiny_attention", return_extras=False, num_classes=3).config.return_extras is False
+
+
+def test_build_model_arguments_are_model_config_fields_without_restated_defaults():
+    parameters = inspect.signature(keras_mm.build_model).parameters
+    fields = [f.name for f in dataclasses.fields(keras_mm.ModelConfig)]
+    assert [p for p in parameters if p not in ("config", "preset")] == fields
+    assert all(parameters[f].default is keras_mm.models.builder.NOT_GIVEN for f in fields)
+
+
+def test_config_with_field_arguments_is_an_error():
+    config = preset_config("tiny_concat", num_classes=3)
+    with pytest.raises(ValueError, match="either config= or num_classes=, not both"):
+        keras_mm.build_model(config, num_classes=4)
+    with pytest.raises(ValueError, match="either preset= .* or config="):
+        keras_mm.build_model(config=config, preset="tiny_concat")

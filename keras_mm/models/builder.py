@@ -1,5 +1,7 @@
 """``build_model``: names and kwargs -> a ``MultimodalModel``."""
 
+import dataclasses
+
 from keras_mm.config import ModelConfig
 from keras_mm.models.multimodal_model import MultimodalModel
 from keras_mm.registry import ENCODERS, FUSIONS, HEADS, validate_kwargs
@@ -17,19 +19,34 @@ def instantiate(registry, spec, field, provided=None, default_name=None):
     return cls(**{**spec, **provided})
 
 
+class _NotGiven:
+    """The default of every ``build_model`` field argument: tells "left out" from any value, 0.0/False/None included."""
+
+    def __repr__(self):
+        return "<not given>"
+
+
+NOT_GIVEN = _NotGiven()
+# build_model's field arguments are ModelConfig's fields; their defaults live in ModelConfig only.
+_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig))
+
+
 def build_model(
-    encoders=None,
-    fusion="concat",
-    head="classification",
-    num_classes=None,
+    encoders=NOT_GIVEN,
+    fusion=NOT_GIVEN,
+    head=NOT_GIVEN,
+    num_classes=NOT_GIVEN,
     *,
-    return_extras=False,
-    modality_dropout=0.0,
-    name="multimodal_model",
+    return_extras=NOT_GIVEN,
+    modality_dropout=NOT_GIVEN,
+    name=NOT_GIVEN,
     config=None,
     preset=None,
 ):
     """Build a multimodal Keras model from registered components.
+
+    The arguments from ``encoders`` to ``name`` are the fields of
+    :class:`ModelConfig`; those left out take its defaults (or the preset's).
 
     Args:
         encoders: ``{feature_name: encoder}`` where an encoder is a registered
@@ -46,8 +63,10 @@ def build_model(
         name: model name.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
-        preset: a named recipe (``keras_mm.list_presets()``); the other
-            arguments given override it (``encoders`` merge per feature).
+        preset: a named recipe (``keras_mm.list_presets()``); every argument
+            above that is given overrides it, whatever its value
+            (``modality_dropout=0.0``, ``fusion="concat"``, ``head=None``);
+            ``encoders`` merge per feature.
 
     Returns:
         a :class:`MultimodalModel`; ``model.preprocessor`` maps raw inputs.
@@ -58,46 +77,41 @@ def build_model(
 
     Example:
         >>> model = keras_mm.build_model(
-        ...     encoders={"image": "mobilenet_v2",
-        ...               "text": {"name": "bert", "checkpoint": "/models/minilm"},
-        ...               "audio": "mfcc_cnn"},
+        ...     encoders={"image": "small_cnn", "audio": "mfcc_cnn"},
         ...     fusion="attention", head="classification", num_classes=10)
-        >>> model.compile()
+        >>> keras_mm.build_model(preset="tiny_attention", fusion="concat", num_classes=3).fusion.name
+        'fusion'
     """
+    arguments = locals()
+    given = {field: arguments[field] for field in _FIELDS if arguments[field] is not NOT_GIVEN}
+    config = _resolve_config(given, config, preset)
+    return _build_from_config(config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config))
+
+
+def _resolve_config(given, config, preset):
+    """The ModelConfig (or its dict) that the explicitly ``given`` fields, ``config`` and ``preset`` describe."""
+    first = given.get("encoders")
+    if isinstance(first, ModelConfig) or (isinstance(first, dict) and "encoders" in first):
+        if config is not None:
+            raise ValueError("Pass the config either positionally or as config=, not both.")
+        config = given.pop("encoders")
     if preset is not None:
+        if config is not None:
+            raise ValueError("Pass either preset= (with overrides) or config=, not both.")
         from keras_mm.presets import preset_config
 
-        overrides = {"encoders": encoders, "num_classes": num_classes, "return_extras": return_extras or None,
-                     "modality_dropout": modality_dropout or None}
-        if fusion != "concat":
-            overrides["fusion"] = fusion
-        if head != "classification":
-            overrides["head"] = head
-        if name != "multimodal_model":
-            overrides["name"] = name
-        config = ModelConfig.from_dict(preset_config(preset, **overrides))
-        encoders = None
-    if isinstance(encoders, (ModelConfig, dict)) and config is None and (
-        isinstance(encoders, ModelConfig) or "encoders" in encoders
-    ):
-        config, encoders = encoders, None
+        return preset_config(preset, **given)
     if config is not None:
-        if encoders is not None:
-            raise ValueError("Pass either config= or encoders=/fusion=/head=, not both.")
-        config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-    else:
-        if encoders is None:
-            raise ValueError("build_model needs encoders={feature: encoder_name_or_dict} or config=ModelConfig(...).")
-        config = ModelConfig(
-            encoders=encoders,
-            fusion=fusion,
-            head=head,
-            num_classes=num_classes,
-            return_extras=return_extras,
-            modality_dropout=modality_dropout,
-            name=name,
-        )
+        if given:
+            raise ValueError(f"Pass either config= or {'/'.join(k + '=' for k in given)}, not both.")
+        return config
+    if "encoders" not in given:
+        raise ValueError("build_model needs encoders={feature: encoder_name_or_dict}, config=ModelConfig(...) or preset=.")
+    return given
 
+
+def _build_from_config(config):
+    """Instantiate the encoders, fusion and head of a :class:`ModelConfig` into a :class:`MultimodalModel`."""
     built_encoders = {
         feature: instantiate(ENCODERS, spec, f"encoders[{feature!r}]", default_name=f"{feature}_encoder")
         for feature, spec in config.encoders.items()
