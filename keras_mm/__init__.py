@@ -1,13 +1,13 @@
 """keras_mm: a Keras 3 / TensorFlow model zoo for multimodal deep learning.
 
 Example:
-    >>> import keras_mm
-    >>> model = keras_mm.build_model(
-    ...     encoders={"image": "mobilenet_v2", "text": {"name": "bert", "checkpoint": "/models/minilm"},
-    ...               "audio": "mfcc_cnn"},
-    ...     fusion="attention", head="classification", num_classes=10)
-    >>> ds = raw_ds.map(model.preprocessor).batch(32)
-    >>> model.compile(); model.fit(ds)
+    >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=10)  # image + text + audio
+    >>> ds = keras_mm.data.from_manifest(keras_mm.datasets.sample_manifest_path(), model=model, batch_size=8)
+    >>> model.compile()  # the head's loss and metrics
+    >>> history = model.fit(ds.take(2), epochs=1, verbose=0)
+    >>> raw = model.preprocessor.example_raw(4)  # JPEG bytes, UTF-8 text, float waveforms
+    >>> model.predict(model.preprocessor.process_batch(raw), verbose=0).shape
+    (4, 10)
 """
 
 import os

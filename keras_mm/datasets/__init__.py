@@ -12,7 +12,10 @@ def sample_manifest_path():
     """Path of the bundled sample manifest (digits: image + caption + spoken digit).
 
     Example:
-        >>> ds = keras_mm.data.from_manifest(keras_mm.datasets.sample_manifest_path(), model=model)
+        >>> ds = keras_mm.data.from_manifest(keras_mm.datasets.sample_manifest_path())  # raw examples
+        >>> x, label = next(iter(ds))
+        >>> sorted(x), x["text"].numpy(), int(label)
+        (['audio', 'image', 'text'], b'five', 5)
     """
     return os.path.join(SAMPLE_DIR, "manifest.csv")
 

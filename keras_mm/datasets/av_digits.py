@@ -56,7 +56,8 @@ def find_recorded_voices(sounds_dir=None):
     """``{voice_dir_name: path}`` of the asterisk voices found, or a clear error naming the missing packages.
 
     Example:
-        >>> sorted(find_recorded_voices())[:2]
+        >>> from keras_mm.datasets.av_digits import find_recorded_voices
+        >>> sorted(find_recorded_voices())[:2]  # after `make data`
         ['en_US_f_Allison', 'es_MX_f_Allison']
     """
     found, missing = {}, []
@@ -149,8 +150,13 @@ class AVDigits:
     """A built AV-Digits set: ``manifest`` (CSV with ``image``, ``audio``, ``label``, ``split``, ``voice``) and its facts.
 
     Example:
-        >>> data = keras_mm.datasets.av_digits()
-        >>> train = data.dataset("train", model=model, batch_size=64, shuffle=True)
+        >>> import tempfile
+        >>> data = keras_mm.datasets.av_digits(tempfile.mkdtemp(), synthetic_voices=0, max_rows_per_split=20, verbose=False)
+        >>> data.counts, data.voices["test"]
+        ({'train': 20, 'val': 20, 'test': 20}, ['rec:ru_RU_f_IvrvoiceRU'])
+        >>> train = data.dataset("train", batch_size=4)  # raw PNG bytes and waveforms; pass model= for its inputs
+        >>> sorted(train.element_spec[0])
+        ['audio', 'image']
     """
 
     root: str
@@ -221,10 +227,14 @@ def av_digits(
             recorded voices or espeak-ng are missing.
 
     Example:
-        >>> data = keras_mm.datasets.av_digits(seed=0)
+        >>> import tempfile  # the full benchmark: keras_mm.datasets.av_digits() (60 espeak-ng voices, cached)
+        >>> data = keras_mm.datasets.av_digits(tempfile.mkdtemp(), synthetic_voices=0, max_rows_per_split=20, verbose=False)
         >>> model = keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": 32},
         ...                                        "audio": "mfcc_cnn"}, fusion="attention", num_classes=10)
-        >>> model.fit(data.dataset("train", model=model, batch_size=64, shuffle=True, cache=True), epochs=10)
+        >>> model.compile()
+        >>> history = model.fit(data.dataset("train", model=model, batch_size=10, shuffle=True), epochs=1, verbose=0)
+        >>> len(data.rows("test")), data.class_names[:3]
+        (20, ['zero', 'one', 'two'])
     """
     if len(split_fractions) != 3 or abs(sum(split_fractions) - 1.0) > 1e-6 or min(split_fractions) <= 0:
         raise ValueError(f"split_fractions={split_fractions} must be three positive fractions summing to 1.")

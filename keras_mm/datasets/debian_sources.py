@@ -29,8 +29,14 @@ def find_debian_file(relative, package):
     """The first existing ``<root>/<relative>``, or FileNotFoundError naming ``package``.
 
     Example:
-        >>> find_debian_file("usr/share/wordnet/data.noun", "wordnet-base")
-        '/usr/share/wordnet/data.noun'
+        >>> from keras_mm.datasets.debian_sources import find_debian_file
+        >>> find_debian_file("usr/share/wordnet/data.noun", "wordnet-base")  # after `make data`
+        '.../usr/share/wordnet/data.noun'
+        >>> find_debian_file("usr/share/doc/no-such-file", "no-such-package")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: usr/share/doc/no-such-file not found (searched ...). It comes from the Debian package
+        no-such-package: `sudo apt-get install no-such-package` (or `make data` in the keras_mm checkout), ...
     """
     for root in _roots():
         path = os.path.join(root, relative)
@@ -59,6 +65,9 @@ def wordnet_topics(per_topic=None, seed=0, split_fractions=(0.7, 0.15, 0.15), mi
     Example:
         >>> data = keras_mm.datasets.wordnet_topics(per_topic=200)
         >>> data["train"]["text"][0], data["class_names"][data["train"]["label"][0]]
+        ('a hotel plan that includes three meals daily', 'possession')
+        >>> len(data["class_names"]), len(data["train"]["text"]) > len(data["test"]["text"])
+        (26, True)
     """
     path = find_debian_file("usr/share/wordnet/data.noun", "wordnet-base")
     texts, labels = [], []
@@ -106,8 +115,8 @@ def fashion_mnist(split="train"):
 
     Example:
         >>> images, labels = keras_mm.datasets.fashion_mnist("test")
-        >>> images.shape
-        (10000, 28, 28)
+        >>> images.shape, images.dtype, keras_mm.datasets.debian_sources.FASHION_CLASSES[labels[0]]
+        ((10000, 28, 28), dtype('uint8'), 'ankle boot')
     """
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
