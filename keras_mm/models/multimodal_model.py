@@ -100,6 +100,11 @@ class MultimodalModel(keras.Model):
         return {k: enc.modality for k, enc in self.feature_encoders.items()}
 
     @property
+    def class_names(self):
+        """The head's class names in id order (``None`` when it has none)."""
+        return None if self.head is None else self.head.class_names
+
+    @property
     def preprocessor(self):
         """The :class:`MultimodalPreprocessor` mapping raw dicts to this model's inputs."""
         if self._preprocessor is None:
