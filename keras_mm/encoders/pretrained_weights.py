@@ -31,7 +31,13 @@ def load_pretrained_weights(backbone, path):
         the number of backbone layers that received weights.
 
     Example:
-        >>> load_pretrained_weights(encoder.backbone, "dog_breed_mobilenetv2.h5")
+        >>> import os, tempfile
+        >>> def backbone():
+        ...     return keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3), alpha=0.35)
+        >>> classifier = keras.Sequential([backbone(), keras.layers.Dense(19, name="breeds")])  # a trained model
+        >>> path = os.path.join(tempfile.mkdtemp(), "classifier.keras")
+        >>> classifier.save(path)
+        >>> keras_mm.encoders.load_pretrained_weights(backbone(), path)  # matched by layer name and shape
         104
     """
     if not os.path.isfile(path):
