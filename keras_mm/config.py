@@ -27,6 +27,9 @@ class ModelConfig:
         return_extras: also output the fusion's extras (e.g. modality weights).
         modality_dropout: per-sample probability of dropping each modality in training.
         name: the Keras model name.
+        class_names: names of the classes in id order; they travel with the
+            model (its head's config, ``evaluate``, the SavedModel's
+            ``class_name`` output). ``num_classes`` defaults to their number.
 
     Example:
         >>> config = ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
@@ -42,6 +45,7 @@ class ModelConfig:
     return_extras: bool = False
     modality_dropout: float = 0.0
     name: str = "multimodal_model"
+    class_names: list = None
 
     def __post_init__(self):
         if not isinstance(self.encoders, dict) or not self.encoders:
@@ -55,6 +59,12 @@ class ModelConfig:
         self.encoders = {k: normalize_component(v, f"encoders[{k!r}]") for k, v in self.encoders.items()}
         self.fusion = normalize_component(self.fusion, "fusion")
         self.head = None if self.head is None else normalize_component(self.head, "head")
+        if self.class_names is not None:
+            if isinstance(self.class_names, str) or not all(isinstance(c, (str, int)) for c in self.class_names):
+                raise ValueError(f"class_names must be a list of names, got {self.class_names!r}.")
+            self.class_names = [str(c) for c in self.class_names]
+            if self.num_classes is None:
+                self.num_classes = len(self.class_names)
         if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)):
             raise ValueError(f"num_classes must be an integer, got {self.num_classes!r}.")
 

@@ -70,3 +70,18 @@ def test_config_and_kwargs_together_is_an_error():
     config = ModelConfig(encoders={"image": "small_cnn"}, num_classes=2)
     with pytest.raises(ValueError, match="either config= or encoders="):
         keras_mm.build_model(encoders={"image": "small_cnn"}, config=config)
+
+
+def test_class_names_set_num_classes_and_survive_a_keras_reload(tmp_path):
+    import keras
+
+    from tests.conftest import tiny_encoders
+
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), class_names=["cat", "dog", "emu"])
+    assert model.head.num_classes == 3 and model.class_names == ["cat", "dog", "emu"]
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").class_names == ["cat", "dog", "emu"]
+    with pytest.raises(ValueError, match="class_names has 2 names but num_classes=3"):
+        keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), class_names=["a", "b"], num_classes=3)
+    with pytest.raises(ValueError, match="class_names: head='regression' has no classes to name"):
+        keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), head="regression", class_names=["a", "b"])

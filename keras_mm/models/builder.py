@@ -4,7 +4,7 @@ import dataclasses
 
 from keras_mm.config import ModelConfig
 from keras_mm.models.multimodal_model import MultimodalModel
-from keras_mm.registry import ENCODERS, FUSIONS, HEADS, validate_kwargs
+from keras_mm.registry import ENCODERS, FUSIONS, HEADS, constructor_arguments, validate_kwargs
 
 
 def instantiate(registry, spec, field, provided=None, default_name=None):
@@ -40,6 +40,7 @@ def build_model(
     return_extras=NOT_GIVEN,
     modality_dropout=NOT_GIVEN,
     name=NOT_GIVEN,
+    class_names=NOT_GIVEN,
     config=None,
     preset=None,
 ):
@@ -61,6 +62,9 @@ def build_model(
             with this probability (never all of them), so the model copes with
             missing or corrupt inputs at serving time.
         name: model name.
+        class_names: names of the classes in id order (``num_classes``
+            defaults to their number); the head keeps them, so they survive
+            ``.keras`` save/load and label ``evaluate`` and the SavedModel.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument
@@ -133,6 +137,10 @@ def _build_from_config(config):
         elif config.num_classes is not None and config.num_classes != 2 and config.head["name"] == "binary":
             raise ValueError(f"head='binary' predicts one probability; num_classes={config.num_classes} needs head='classification'.")
         spec = {k: v for k, v in config.head.items() if k != "num_classes"}
+        if config.class_names is not None and "class_names" not in spec:
+            if "class_names" not in constructor_arguments(head_cls)[0]:
+                raise ValueError(f"class_names: head={config.head['name']!r} has no classes to name.")
+            spec["class_names"] = config.class_names
         built_head = instantiate(HEADS, spec, "head", provided=provided, default_name="head")
 
     model = MultimodalModel(
