@@ -138,6 +138,10 @@ class WaveformPreprocessor(FeaturePreprocessor):
         self.num_samples = int(num_samples)
         self.sample_rate = int(sample_rate)
 
+    def example_rank_of(self, value):
+        # one clip is a float waveform [N] or a WAV file's bytes (a scalar string)
+        return 0 if value.dtype == tf.string else 1
+
     @property
     def wav_spec(self):
         """Raw spec for WAV-bytes input."""

@@ -35,6 +35,10 @@ class FeaturePreprocessor:
         shape = [None] * (self.example_rank + 1)
         return tf.TensorSpec(shape, self.raw_dtype, name=self.feature)
 
+    def example_rank_of(self, value):
+        """Rank of ONE raw example when the feature's values look like ``value`` (a feature may accept two raw forms)."""
+        return self.example_rank
+
     def input_name(self, suffix=""):
         """This feature's model input name of kind ``suffix`` (see :func:`keras_mm.naming.input_name`).
 

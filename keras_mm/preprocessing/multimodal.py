@@ -59,11 +59,25 @@ class MultimodalPreprocessor:
             out.update(pre.process_batch(x[name]))
         return out
 
+    def _is_single_example(self, x):
+        """Whether ``x`` holds one example (every feature at its example rank) or a batch; mixed is an error."""
+        verdicts = {}
+        for name, pre in self.feature_preprocessors.items():
+            value = x[name] if isinstance(x[name], tf.RaggedTensor) else tf.convert_to_tensor(x[name])
+            rank = pre.example_rank_of(value)
+            if value.shape.rank not in (rank, rank + 1):
+                raise ValueError(
+                    f"feature {name!r}: expected one example of rank {rank} or a batch of rank {rank + 1}, "
+                    f"got shape {value.shape} ({value.dtype.name})."
+                )
+            verdicts[name] = value.shape.rank == rank
+        if len(set(verdicts.values())) > 1:
+            raise ValueError(f"Mixed single examples and batches: {verdicts} (True = single example).")
+        return next(iter(verdicts.values()))
+
     def __call__(self, x, y=None, sample_weight=None):
         self._check_features(x)
-        first = next(iter(self.feature_preprocessors.values()))
-        value = tf.convert_to_tensor(x[first.feature]) if not isinstance(x[first.feature], tf.RaggedTensor) else x[first.feature]
-        single = value.shape.rank == first.example_rank
+        single = self._is_single_example(x)
         if single:
             batched = {k: tf.expand_dims(tf.convert_to_tensor(v), 0) for k, v in x.items()}
             out = {k: tf.squeeze(v, 0) for k, v in self.process_batch(batched).items()}

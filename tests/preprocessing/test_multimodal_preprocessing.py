@@ -50,3 +50,19 @@ def test_wrong_keys_are_named(model):
     raw["video"] = raw["image"]
     with pytest.raises(ValueError, match=r"missing: \['audio'\]; unknown: \['video'\]"):
         model.preprocessor.process_batch(raw)
+
+
+def test_wav_bytes_work_as_one_example_and_as_a_batch():
+    import keras_mm
+
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+    tone = (0.3 * np.sin(np.arange(4000) / 16000 * 2 * np.pi * 440)).astype("float32")
+    wav = tf.audio.encode_wav(tone[:, None], 16000)
+    raw = model.preprocessor.example_raw(2)
+    single = model.preprocessor({"audio": wav, "image": raw["image"][0], "text": raw["text"][0]})
+    np.testing.assert_allclose(single["audio"].numpy(), tone, atol=1e-4)  # 16-bit PCM rounding
+    assert float(single["audio_present"]) == 1.0
+    batch = model.preprocessor({"audio": tf.stack([wav, wav]), "image": raw["image"], "text": raw["text"]})
+    assert batch["audio"].shape == (2, 4000) and batch["audio_present"].numpy().tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="Mixed single examples and batches"):
+        model.preprocessor({"audio": wav, "image": raw["image"], "text": raw["text"]})

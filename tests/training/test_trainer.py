@@ -147,7 +147,8 @@ def test_every_registered_encoder_trains_under_mirrored_strategy():
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in ENCODERS.names():
+    # the subprocess knows keras_mm's own encoders, not those registered by other test modules
+    for name in [n for n, cls in ENCODERS.items() if cls.__module__.startswith("keras_mm.")]:
         assert f"OK {name} replicas=2" in result.stdout, (name, result.stdout[-2000:])
 
 
