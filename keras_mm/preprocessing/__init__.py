@@ -1,6 +1,6 @@
 """Preprocessing shared by training (``tf.data``) and serving (export signature)."""
 
-from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav_batch, fit_waveforms, resample
+from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav, decode_wav_batch, fit_waveforms, resample, waveform_status
 from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_images
@@ -21,7 +21,9 @@ __all__ = [
     "VocabularyTextPreprocessor",
     "WaveformPreprocessor",
     "build_vocabulary",
+    "decode_wav",
     "decode_wav_batch",
+    "waveform_status",
     "map_isolating_failures",
     "decode_and_resize_images",
     "fit_waveforms",

@@ -5,9 +5,24 @@ import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
+from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, status_of_decoded
 
 
 MAX_ABS_AMPLITUDE = 1e6
+
+
+def waveform_status(waveforms):
+    """Status codes of float waveforms ``[batch, n]``: ok, empty (no non-zero sample) or not finite / too loud.
+
+    Example:
+        >>> waveform_status(tf.constant([[0.1, 0.0], [0.0, 0.0], [np.nan, 0.0]])).numpy()
+        array([0, 1, 4], dtype=int32)
+    """
+    x = waveforms.to_tensor() if isinstance(waveforms, tf.RaggedTensor) else tf.convert_to_tensor(waveforms)
+    x = tf.cast(x, tf.float32)
+    finite = tf.reduce_all(tf.math.is_finite(x) & (tf.abs(x) <= MAX_ABS_AMPLITUDE), axis=1)
+    nonzero = tf.reduce_any(tf.not_equal(x, 0.0), axis=1)
+    return tf.where(finite, tf.where(nonzero, OK, EMPTY), NOT_FINITE)
 
 
 def fit_waveforms(waveforms, num_samples):
@@ -31,9 +46,7 @@ def fit_waveforms(waveforms, num_samples):
     if isinstance(x, tf.RaggedTensor):
         x = x.to_tensor()
     x = tf.cast(tf.convert_to_tensor(x), tf.float32)
-    finite = tf.reduce_all(tf.math.is_finite(x) & (tf.abs(x) <= MAX_ABS_AMPLITUDE), axis=1)
-    nonzero = tf.reduce_any(tf.not_equal(x, 0.0), axis=1)
-    valid = tf.logical_and(finite, nonzero)
+    valid = tf.equal(waveform_status(x), OK)
     x = tf.where(valid[:, None], x, tf.zeros_like(x))
     x = x[:, :num_samples]
     missing = num_samples - tf.shape(x)[1]
@@ -41,27 +54,46 @@ def fit_waveforms(waveforms, num_samples):
     return tf.ensure_shape(x, [None, num_samples]), valid
 
 
-def decode_wav_batch(wav_bytes, num_samples, sample_rate):
-    """Decode 16-bit PCM WAV bytes ``[batch]`` (mixed to mono) to ``[batch, num_samples]``.
+def decode_wav(data, sample_rate):
+    """Decode one 16-bit PCM WAV file (bytes) to a mono float32 waveform ``[n]`` at ``sample_rate``.
 
-    Corrupt, empty or non-PCM-16 files and files at another sample rate give
-    zeros and ``valid=False`` (resample such files before sending them).
+    Channels are averaged; a file at another rate is resampled with
+    :func:`resample`. Raises for corrupt or non-PCM-16 data (callers isolate
+    it per sample). The one WAV decoder of keras_mm: manifests, the
+    ``serving_wav`` signature and ``model.preprocessor`` all use it.
 
     Example:
-        >>> wav = tf.audio.encode_wav(tf.zeros([16000, 1]), 16000)
-        >>> decode_wav_batch(tf.stack([wav, b""]), 16000, 16000)[1].numpy()
-        array([False, False])   # silence carries no signal either
+        >>> wav = tf.audio.encode_wav(tf.zeros([8000, 2]), 8000)
+        >>> decode_wav(wav, 16000).shape
+        TensorShape([16000])
+    """
+    audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
+    return resample(tf.reduce_mean(audio, axis=1), rate, sample_rate)
+
+
+def decode_wav_batch(wav_bytes, num_samples, sample_rate):
+    """Decode WAV bytes ``[batch]`` with :func:`decode_wav` and fit them to ``[batch, num_samples]``.
+
+    Returns ``(waveforms, status)``: corrupt, empty or non-PCM-16 files, and
+    file paths sent instead of the bytes, give zeros and a status saying why
+    (:mod:`keras_mm.preprocessing.status`); the other samples are untouched.
+
+    Example:
+        >>> tone = tf.sin(tf.range(8000, dtype=tf.float32))[:, None] * 0.3
+        >>> wav = tf.audio.encode_wav(tone, 8000)
+        >>> waves, status = decode_wav_batch(tf.stack([wav, b"", b"a.wav"]), 16000, 16000)
+        >>> waves.shape, status.numpy()
+        (TensorShape([3, 16000]), array([0, 1, 3], dtype=int32))
     """
 
     def decode_one(data):
-        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-        tf.debugging.assert_equal(rate, sample_rate, message="sample rate mismatch")
-        mono = tf.reduce_mean(audio, axis=1)[:num_samples]
+        mono = decode_wav(data, sample_rate)[:num_samples]
         return tf.pad(mono, [[0, num_samples - tf.shape(mono)[0]]])
 
     decoded, decoded_ok = map_isolating_failures(decode_one, wav_bytes, tf.TensorSpec([num_samples], tf.float32))
-    fitted, usable = fit_waveforms(decoded, num_samples)
-    return fitted, tf.logical_and(decoded_ok, usable)
+    fitted, _ = fit_waveforms(decoded, num_samples)
+    state = tf.where(decoded_ok, waveform_status(decoded), status_of_decoded(wav_bytes, decoded_ok))
+    return fitted, state
 
 
 def resample(waveform, orig_rate, target_rate):
@@ -122,7 +154,8 @@ class WaveformPreprocessor(FeaturePreprocessor):
     """Audio -> ``{feature: float32 [B, num_samples], feature_present: [B]}``.
 
     Raw audio is a float waveform at the model's sample rate (any length:
-    padded with zeros or cropped) or, as a string tensor, WAV bytes.
+    padded with zeros or cropped) or, as a string tensor, WAV bytes (at any
+    rate: resampled to the model's).
 
     Example:
         >>> pre = WaveformPreprocessor("speech", num_samples=16000)
@@ -148,11 +181,16 @@ class WaveformPreprocessor(FeaturePreprocessor):
         return tf.TensorSpec([None], tf.string, name=self.feature)
 
     def process_batch(self, raw):
+        return self.process_batch_with_status(raw)[0]
+
+    def process_batch_with_status(self, raw):
         if not isinstance(raw, tf.RaggedTensor) and tf.convert_to_tensor(raw).dtype == tf.string:
-            audio, valid = decode_wav_batch(tf.convert_to_tensor(raw), self.num_samples, self.sample_rate)
+            audio, state = decode_wav_batch(tf.convert_to_tensor(raw), self.num_samples, self.sample_rate)
         else:
             audio, valid = fit_waveforms(raw, self.num_samples)
-        return {self.feature: audio, self.presence_name: tf.cast(valid, tf.float32)}
+            state = waveform_status(raw)
+        present = tf.cast(tf.equal(state, OK), tf.float32)
+        return {self.feature: audio, self.presence_name: present}, state
 
     def example_raw(self, batch_size, seed=0):
         rng = np.random.default_rng(seed)

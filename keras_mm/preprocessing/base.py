@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_mm.preprocessing.status import EMPTY, OK
+
 from keras_mm import naming
 
 
@@ -60,6 +62,15 @@ class FeaturePreprocessor:
 
     def process_batch(self, raw):
         raise NotImplementedError
+
+    def process_batch_with_status(self, raw):
+        """``(process_batch(raw), status int32 [batch])``; see :mod:`keras_mm.preprocessing.status`.
+
+        The default reports ``ok`` for present samples and ``empty`` for the
+        others; preprocessors that decode bytes override it to say more.
+        """
+        out = self.process_batch(raw)
+        return out, tf.where(out[self.presence_name] > 0, OK, EMPTY)
 
     def trackables(self):
         """Objects holding resources (lookup tables) that an export must track."""

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
+from keras_mm.preprocessing.status import NOT_FINITE, OK, status_of_decoded
 
 WHITE = (255, 255, 255)
 
@@ -240,8 +241,16 @@ class ImagePreprocessor(FeaturePreprocessor):
         self.background = validate_background(background)
 
     def process_batch(self, raw):
+        return self.process_batch_with_status(raw)[0]
+
+    def process_batch_with_status(self, raw):
         pixels, valid = decode_and_resize_images(raw, self.image_size, self.background)
-        return {self.feature: pixels, self.presence_name: tf.cast(valid, tf.float32)}
+        raw = tf.convert_to_tensor(raw) if not isinstance(raw, np.ndarray) or raw.dtype != object else tf.constant(raw.tolist(), tf.string)
+        if raw.dtype == tf.string:
+            state = status_of_decoded(raw, valid)
+        else:  # decoded pixels: only non-finite values make a sample unusable
+            state = tf.where(valid, OK, NOT_FINITE)
+        return {self.feature: pixels, self.presence_name: tf.cast(valid, tf.float32)}, state
 
     def example_raw(self, batch_size, seed=0):
         rng = np.random.default_rng(seed)

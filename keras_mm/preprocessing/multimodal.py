@@ -53,11 +53,21 @@ class MultimodalPreprocessor:
 
     def process_batch(self, x):
         """Batched raw dict -> batched numeric dict."""
+        return self.process_batch_with_status(x)[0]
+
+    def process_batch_with_status(self, x):
+        """Batched raw dict -> ``(numeric dict, {feature: status int32 [batch]})``.
+
+        The status says why a sample is marked missing (see
+        :mod:`keras_mm.preprocessing.status`); the serving signatures return
+        it as ``<feature>_status``.
+        """
         self._check_features(x)
-        out = {}
+        out, statuses = {}, {}
         for name, pre in self.feature_preprocessors.items():
-            out.update(pre.process_batch(x[name]))
-        return out
+            numeric, statuses[name] = pre.process_batch_with_status(x[name])
+            out.update(numeric)
+        return out, statuses
 
     def _is_single_example(self, x):
         """Whether ``x`` holds one example (every feature at its example rank) or a batch; mixed is an error."""

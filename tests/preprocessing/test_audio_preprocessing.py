@@ -1,7 +1,8 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_mm.preprocessing import WaveformPreprocessor, decode_wav_batch, fit_waveforms
+from keras_mm.preprocessing import WaveformPreprocessor, decode_wav_batch, fit_waveforms, resample
+from keras_mm.preprocessing.status import status_names
 
 
 def test_pad_and_crop():
@@ -38,14 +39,18 @@ def test_wav_bytes_decode_with_bad_files_isolated():
     good = tf.audio.encode_wav(tone, 8000).numpy()
     stereo = tf.audio.encode_wav(np.concatenate([tone, tone], 1), 8000).numpy()
     other_rate = tf.audio.encode_wav(tone, 16000).numpy()
-    batch = [good, good[:30], b"", b"RIFF garbage", other_rate, stereo]
-    audio, valid = decode_wav_batch(tf.constant(batch), 1000, 8000)
-    np.testing.assert_array_equal(valid.numpy(), [True, False, False, False, False, True])
+    batch = [good, good[:30], b"", b"RIFF garbage", other_rate, stereo, b"clips/seven.wav"]
+    audio, state = decode_wav_batch(tf.constant(batch), 1000, 8000)
+    names = [n.decode() for n in status_names(state).numpy()]
+    assert names == ["ok", "undecodable", "empty", "undecodable", "ok", "ok", "file_path_instead_of_bytes"]
     np.testing.assert_allclose(audio.numpy()[0, :800], tone[:, 0], atol=1e-4)  # 16-bit PCM
     np.testing.assert_array_equal(audio.numpy()[0, 800:], 0.0)
     np.testing.assert_allclose(audio.numpy()[5], audio.numpy()[0], atol=1e-4)
+    # a file at another rate is resampled to the model's rate, not dropped
+    expected = resample(tf.audio.decode_wav(other_rate)[0][:, 0], 16000, 8000).numpy()
+    np.testing.assert_allclose(audio.numpy()[4, :400], expected, atol=1e-6)
     pre = WaveformPreprocessor("speech", 1000, sample_rate=8000)
-    np.testing.assert_array_equal(pre.process_batch(tf.constant(batch))["speech_present"].numpy(), [1, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(pre.process_batch(tf.constant(batch))["speech_present"].numpy(), [1, 0, 0, 0, 1, 1, 0])
 
 
 def test_fft_resample_matches_scipy_and_librosa_fft():

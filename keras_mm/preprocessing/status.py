@@ -1,0 +1,54 @@
+"""Why a sample is missing: per-sample status codes reported next to ``<feature>_present``.
+
+A corrupt or empty input never fails a batch: the sample is marked missing
+and the model predicts from the other modalities. The status says why, so a
+client (or a training pipeline, which refuses such rows) can tell an empty
+field from a corrupt file or a file path sent where the file's bytes were
+expected.
+
+Example:
+    >>> status_names(tf.constant([OK, UNDECODABLE, FILE_PATH])).numpy()
+    array([b'ok', b'undecodable', b'file_path_instead_of_bytes'], dtype=object)
+"""
+
+import tensorflow as tf
+
+#: status names by code; the serving signatures return the names as ``<feature>_status``.
+SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud")
+OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE = range(len(SAMPLE_STATUSES))
+
+# A short single-line string ending in a file extension is a path, not a file's content.
+_PATH_PATTERN = r"[^\x00\n\r]{0,1000}\.[A-Za-z0-9]{2,5}"
+
+
+def status_names(codes):
+    """Status codes (int32) -> their names (``tf.string``), same shape.
+
+    Example:
+        >>> status_names(tf.constant([EMPTY])).numpy()
+        array([b'empty'], dtype=object)
+    """
+    return tf.gather(tf.constant(SAMPLE_STATUSES), tf.cast(codes, tf.int32))
+
+
+def looks_like_file_path(values):
+    """Whether each string of ``values`` looks like a file path or URL rather than encoded data.
+
+    Example:
+        >>> looks_like_file_path(tf.constant(["photos/cat.png", "gs://b/x.wav", "\\x89PNG\\r\\n"])).numpy()
+        array([ True,  True, False])
+    """
+    return tf.strings.regex_full_match(values, _PATH_PATTERN)
+
+
+def status_of_decoded(raw_bytes, valid):
+    """Status of byte inputs after a decode: ok, empty, a file path sent instead of bytes, or undecodable.
+
+    Example:
+        >>> status_of_decoded(tf.constant([b"", b"cat.jpg", b"junk", b"ok"]), tf.constant([False, False, False, True])).numpy()
+        array([1, 3, 2, 0], dtype=int32)
+    """
+    empty = tf.equal(tf.strings.length(raw_bytes), 0)
+    path = looks_like_file_path(raw_bytes)
+    failed = tf.where(empty, EMPTY, tf.where(path, FILE_PATH, UNDECODABLE))
+    return tf.where(valid, OK, failed)
