@@ -82,8 +82,13 @@ class EvaluationReport:
         """Write PNGs (confusion matrix, modality weights, training curves) and ``report.json``; return the paths.
 
         Example:
-            >>> report.save_plots("reports/run1", history=history)
-            ['reports/run1/confusion_matrix.png', ...]
+            >>> import os, tempfile
+            >>> from keras_mm.evaluation.report import EvaluationReport
+            >>> report = EvaluationReport("classification", {"accuracy": 0.75}, confusion=np.array([[2, 1], [0, 1]]),
+            ...                           class_names=["cat", "dog"])
+            >>> paths = report.save_plots(tempfile.mkdtemp(), history={"loss": [0.9, 0.6, 0.5]})
+            >>> [os.path.basename(p) for p in paths]
+            ['confusion_matrix.png', 'training_curves.png', 'report.json']
         """
         import matplotlib
 
@@ -164,8 +169,15 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
         an :class:`EvaluationReport`.
 
     Example:
-        >>> report = keras_mm.evaluate(model, test_ds, class_names=names, output_dir="reports/run1")
-        >>> report.metrics["macro_f1"]
+        >>> import tempfile
+        >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3)  # train it first, in practice
+        >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(12))
+        >>> test_ds = tf.data.Dataset.from_tensors((x, np.arange(12) % 3))  # or from_manifest(..., model=model)
+        >>> report = keras_mm.evaluate(model, test_ds, output_dir=tempfile.mkdtemp(), verbose=False)
+        >>> sorted(report.metrics), report.confusion.shape  # print(report) shows the table
+        (['accuracy', 'macro_f1', 'macro_precision', 'macro_recall'], (3, 3))
+        >>> sorted(report.modality_weights["overall"])  # mean attention weight per feature
+        ['audio', 'image', 'text']
     """
     if model.head is None:
         raise ValueError("evaluate needs a model with a head; an embedding model (head=None) has no labels to score.")

@@ -80,8 +80,12 @@ def evaluate_robustness(model, dataset, noise_levels=(0.0, 0.1, 0.25, 0.5), seed
     recall@1 for embeddings).
 
     Example:
-        >>> report = keras_mm.evaluate_robustness(model, test_ds, output_dir="reports/run1")
-        >>> report.removed["image"], report.noise["audio"][0.5]
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)  # train it first, in practice
+        >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(12))
+        >>> test_ds = tf.data.Dataset.from_tensors((x, np.arange(12) % 3))  # or from_manifest(..., model=model)
+        >>> report = keras_mm.evaluate_robustness(model, test_ds, noise_levels=(0.0, 0.5), verbose=False)
+        >>> report.metric, sorted(report.removed), sorted(report.noise["audio"])  # print(report) shows the table
+        ('accuracy', ['audio', 'image', 'text'], [0.0, 0.5])
     """
     if model.head is None:
         raise ValueError("evaluate_robustness needs a model with a head.")
