@@ -25,7 +25,7 @@ class AttentionFusion(Fusion):
         dropout: dropout on the fused vector.
 
     Example:
-        >>> fusion = AttentionFusion(projection_dim=16)
+        >>> fusion = keras_mm.fusions.AttentionFusion(projection_dim=16)
         >>> out = fusion({"audio": np.ones((2, 8)), "image": np.ones((2, 3))})
         >>> out["fused"].shape, out["modality_weights"].shape
         (TensorShape([2, 16]), TensorShape([2, 2]))

@@ -18,7 +18,7 @@ class ConcatFusion(Fusion):
         dropout: dropout on the fused vector.
 
     Example:
-        >>> fusion = ConcatFusion(projection_dim=64)
+        >>> fusion = keras_mm.fusions.ConcatFusion(projection_dim=64)  # each input projected to 64, then joined
         >>> fusion({"a": np.ones((2, 8)), "b": np.ones((2, 3))})["fused"].shape
         TensorShape([2, 128])
     """

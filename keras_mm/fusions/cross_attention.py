@@ -37,11 +37,11 @@ class CrossAttentionFusion(Fusion):
             (model outputs with ``return_extras=True`` and in the export).
 
     Example:
-        >>> model = keras_mm.build_model(
-        ...     encoders={"image": "mobilenet_v2", "text": {"name": "bert", "checkpoint": path}},
-        ...     fusion={"name": "cross_attention", "hidden_dim": 128, "return_attention_maps": True},
-        ...     num_classes=10, return_extras=True)
-        >>> maps = model.predict(batch)["attention_image"]   # [B, heads, words, cells]
+        >>> model = keras_mm.build_model(preset="tiny_cross_attention", num_classes=3, return_extras=True,
+        ...     fusion={"name": "cross_attention", "hidden_dim": 16, "num_heads": 2, "return_attention_maps": True})
+        >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
+        >>> model(x)["attention_image"].shape  # [batch, heads, words, image cells]: 8 tokens over a 4x4 grid
+        TensorShape([4, 2, 8, 16])
     """
 
     uses_sequences = True

@@ -19,7 +19,7 @@ class GatedFusion(Fusion):
         units: output size.
 
     Example:
-        >>> fusion = GatedFusion(units=16)
+        >>> fusion = keras_mm.fusions.GatedFusion(units=16)
         >>> fusion({"a": np.ones((2, 4)), "b": np.ones((2, 3))})["fused"].shape
         TensorShape([2, 16])
     """

@@ -20,7 +20,9 @@ class HierarchicalFusion(Fusion):
             default: every pair of features (a single feature passes through a Dense).
 
     Example:
-        >>> fusion = HierarchicalFusion(pair_dim=16, units=32, pairs=[["image", "text"], ["audio", "text"]])
+        >>> fusion = keras_mm.fusions.HierarchicalFusion(pair_dim=16, units=32, pairs=[["image", "text"], ["audio", "text"]])
+        >>> fusion({"audio": np.ones((2, 8)), "image": np.ones((2, 3)), "text": np.ones((2, 5))})["fused"].shape
+        TensorShape([2, 32])
     """
 
     example_config = {"pair_dim": 8, "units": 8}

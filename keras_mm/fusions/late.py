@@ -22,7 +22,10 @@ class LateFusion(Fusion):
         hidden_dim: optional hidden layer (ReLU) per modality before its decision.
 
     Example:
-        >>> model = keras_mm.build_model(encoders=..., fusion={"name": "late", "decision_dim": 32}, num_classes=10)
+        >>> fusion = keras_mm.fusions.LateFusion(decision_dim=4)  # in a model: fusion={"name": "late", ...}
+        >>> out = fusion({"audio": np.ones((2, 8)), "image": np.ones((2, 3))})
+        >>> out["fused"].shape, out["modality_weights"].numpy()[0]  # equal weights before training
+        (TensorShape([2, 4]), array([0.5, 0.5], dtype=float32))
     """
 
     extra_outputs = ("modality_weights",)

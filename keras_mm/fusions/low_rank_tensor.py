@@ -20,7 +20,7 @@ class LowRankTensorFusion(Fusion):
         rank: number of rank-1 factors.
 
     Example:
-        >>> fusion = LowRankTensorFusion(units=16, rank=4)
+        >>> fusion = keras_mm.fusions.LowRankTensorFusion(units=16, rank=4)
         >>> fusion({"a": np.ones((2, 4)), "b": np.ones((2, 3))})["fused"].shape
         TensorShape([2, 16])
     """

@@ -22,7 +22,11 @@ class TransformerFusion(Fusion):
         num_layers, num_heads, intermediate_dim, dropout: encoder settings.
 
     Example:
-        >>> model = keras_mm.build_model(encoders=..., fusion={"name": "transformer", "hidden_dim": 64}, num_classes=5)
+        >>> fusion = keras_mm.fusions.TransformerFusion(hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32)
+        >>> fusion({"audio": np.ones((2, 8)), "image": np.ones((2, 3)), "text": np.ones((2, 5))})["fused"].shape
+        TensorShape([2, 16])
+        >>> keras_mm.build_model(preset="tiny_transformer", num_classes=5).fusion.output_dim  # the same in a model
+        16
     """
 
     example_config = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "intermediate_dim": 16}
