@@ -36,8 +36,8 @@ def slaney_mel_filterbank(sample_rate, n_fft, n_mels, fmin=0.0, fmax=None):
     uses the HTK scale and does not match it.
 
     Example:
-        >>> fb = slaney_mel_filterbank(16000, n_fft=512, n_mels=64)
-        >>> fb.shape
+        >>> fb = keras_mm.layers.slaney_mel_filterbank(16000, n_fft=512, n_mels=64)
+        >>> fb.shape  # [mel bands, FFT bins]
         (64, 257)
     """
     fmax = sample_rate / 2.0 if fmax is None else float(fmax)
@@ -57,6 +57,9 @@ def dct2_ortho_matrix(n_inputs, n_outputs):
     """``[n_inputs, n_outputs]`` matrix ``M`` with ``x @ M`` = the first ``n_outputs`` orthonormal DCT-II coefficients.
 
     Example:
+        >>> import scipy.fft
+        >>> from keras_mm.layers.mfcc import dct2_ortho_matrix
+        >>> x = np.random.default_rng(0).normal(size=(3, 64))
         >>> np.allclose(x @ dct2_ortho_matrix(64, 40), scipy.fft.dct(x, norm="ortho")[..., :40])
         True
     """
@@ -91,7 +94,8 @@ class MFCC(keras.layers.Layer):
 
     Example:
         >>> mfcc = keras_mm.layers.MFCC(sample_rate=16000, n_mfcc=40)
-        >>> mfcc(np.zeros((2, 16000), "float32")).shape
+        >>> tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype("float32")  # 1 s at 440 Hz
+        >>> mfcc(np.stack([tone, tone])).shape  # [batch, 1 + 16000 // hop_length frames, n_mfcc]
         TensorShape([2, 101, 40])
     """
 

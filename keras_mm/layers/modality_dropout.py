@@ -20,8 +20,13 @@ class ModalityDropout(keras.layers.Layer):
         seed: optional seed.
 
     Example:
-        >>> drop = ModalityDropout(0.3)
-        >>> drop({"image": ops.ones([4]), "text": ops.ones([4])}, training=True)
+        >>> drop = keras_mm.layers.ModalityDropout(0.5, seed=0)
+        >>> flags = {"image": np.ones(8, "float32"), "text": np.ones(8, "float32")}
+        >>> out = drop(flags, training=True)
+        >>> bool(np.all(out["image"].numpy() + out["text"].numpy() >= 1))  # never both dropped
+        True
+        >>> drop(flags)["text"].numpy()  # inference: unchanged
+        array([1., 1., 1., 1., 1., 1., 1., 1.], dtype=float32)
     """
 
     def __init__(self, rate=0.0, seed=None, **kwargs):
