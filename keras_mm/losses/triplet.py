@@ -11,7 +11,7 @@ def pairwise_distances(embeddings, distance="squared_euclidean"):
     """``[B, B]`` distances between the rows of ``embeddings``.
 
     Example:
-        >>> pairwise_distances(np.eye(2, dtype="float32")).numpy()
+        >>> keras_mm.losses.pairwise_distances(np.eye(2, dtype="float32")).numpy()  # squared euclidean
         array([[0., 2.], [2., 0.]], dtype=float32)
     """
     x = ops.cast(embeddings, "float32")
@@ -55,8 +55,13 @@ class TripletLoss(keras.losses.Loss):
         distance: ``"squared_euclidean"``, ``"euclidean"`` or ``"cosine"``.
 
     Example:
-        >>> model = keras_mm.build_model(encoders=..., head={"name": "embedding", "embedding_dim": 64})
-        >>> model.compile(loss=keras_mm.losses.TripletLoss(margin=0.2))   # also the head's default
+        >>> labels, embeddings = np.array([0, 0, 1, 1]), np.array([[0.0], [0.0], [1.0], [1.0]], "float32")
+        >>> float(keras_mm.losses.TripletLoss(margin=0.2)(labels, embeddings))  # d(a, n) = 1 > d(a, p) + margin
+        0.0
+        >>> float(keras_mm.losses.TripletLoss(margin=1.5)(labels, embeddings))  # 0 - 1 + 1.5 per triplet
+        0.5
+        >>> model = keras_mm.build_model(preset="tiny_embedding")  # the embedding head's default loss
+        >>> model.compile(loss=keras_mm.losses.TripletLoss(margin=0.2, mining="batch_hard"))
     """
 
     def __init__(self, margin=0.2, mining="batch_all", distance="squared_euclidean", name="triplet_loss", **kwargs):
