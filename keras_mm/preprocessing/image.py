@@ -141,11 +141,14 @@ def decode_image(encoded, background=WHITE):
     and composited: ``rgb * a + background * (1 - a)``. GIF transparency is
     binary and TensorFlow's GIF decoder cannot return it (it paints
     transparent pixels black), so the first frame's transparent palette entry
-    is rewritten to ``background`` in the bytes before decoding. JPEG and BMP
-    are decoded as RGB (no alpha). Raises (per sample) for corrupt input.
+    is rewritten to ``background`` in the bytes before decoding. WebP is
+    decoded with its own channels (TensorFlow refuses 3 for a WebP with
+    alpha) and composited when it has alpha. JPEG and BMP are decoded as RGB
+    (a 32-bit BMP's fourth byte is often unused, not alpha). Raises (per
+    sample) for corrupt input.
 
     Args:
-        encoded: scalar ``tf.string`` (PNG/GIF/JPEG/BMP bytes).
+        encoded: scalar ``tf.string`` (PNG/GIF/WebP/JPEG/BMP bytes).
         background: ``(R, G, B)`` integers in 0..255.
 
     Example:
@@ -166,15 +169,27 @@ def decode_image(encoded, background=WHITE):
     def gif():
         return rgb(_gif_with_background(encoded, background))
 
-    def jpeg_bmp_or_gif():
-        return tf.cond(tf.equal(magic, b"GIF8"), gif, lambda: rgb(encoded))
+    def webp():
+        image = tf.cast(tf.io.decode_image(encoded, channels=0, expand_animations=False, dtype=tf.uint8), tf.float32)
 
-    image = tf.cond(tf.equal(magic, b"\x89PNG"), png, jpeg_bmp_or_gif)
+        def with_alpha():
+            return composite_over_background(tf.ensure_shape(image, [None, None, 4]), background)
+
+        return tf.cond(tf.equal(tf.shape(image)[-1], 4), with_alpha, lambda: image[..., :3])
+
+    def other():
+        is_webp = tf.equal(magic, b"RIFF") & tf.equal(tf.strings.substr(encoded, 8, 4), b"WEBP")
+        return tf.cond(is_webp, webp, lambda: rgb(encoded))
+
+    def not_png():
+        return tf.cond(tf.equal(magic, b"GIF8"), gif, other)
+
+    image = tf.cond(tf.equal(magic, b"\x89PNG"), png, not_png)
     return tf.ensure_shape(image, [None, None, 3])
 
 
 def decode_and_resize_images(images, image_size, background=WHITE):
-    """Decode a batch of encoded images (JPEG/PNG/GIF/BMP bytes) to float32 RGB pixels, per-sample safe.
+    """Decode a batch of encoded images (JPEG/PNG/GIF/WebP/BMP bytes) to float32 RGB pixels, per-sample safe.
 
     Args:
         images: ``tf.string`` tensor ``[batch]`` of encoded images, or an

@@ -89,6 +89,7 @@ def _transparent_files():
     palette_ink = np.array([INK, (0, 0, 0), (5, 250, 5)], np.uint8)[[[0, 1, 2]] * 2]
     return {
         "rgba_png": (_encode(rgba, "PNG"), ink, alpha),
+        "rgba_webp": (_encode(rgba, "WEBP", lossless=True), ink, alpha),  # channels=3 used to refuse it outright
         "la_png": (_encode(la, "PNG"), grey, alpha),
         "palette_png_trns": (_encode(palette, "PNG", transparency=bytes([0, 128, 255])), palette_ink, alpha),
         "gif": (_encode(palette, "GIF", transparency=1), palette_ink, np.where(palette_ink.sum(-1) == 0, 0, 255)),
@@ -138,6 +139,16 @@ def test_transparent_images_are_isolated_from_corrupt_neighbours():
     alone = decode_and_resize_images(tf.constant([png, gif]), (2, 3), background=(0, 255, 0))[0].numpy()
     np.testing.assert_array_equal(out.numpy()[[1, 3]], alone)
     np.testing.assert_array_equal(out.numpy()[[0, 2, 4]], 0.0)
+
+
+def test_opaque_webp_decodes_unchanged():
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:20, 0:30]
+    pixels = np.stack([yy * 12, xx * 8, (yy + xx) * 5], -1).astype(np.uint8)
+    out, valid = decode_and_resize_images(tf.constant([_encode(Image.fromarray(pixels), "WEBP", lossless=True)]), (20, 30))
+    assert valid.numpy().all()
+    np.testing.assert_array_equal(out.numpy()[0], pixels)
 
 
 def test_decoded_rgba_arrays_are_composited_too():
