@@ -21,10 +21,16 @@ class Distiller(keras.Model):
         alpha: weight of the hard-label loss.
 
     Example:
+        >>> def image_classifier(filters):
+        ...     return keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": 16, "filters": filters}},
+        ...                                 num_classes=3)
+        >>> teacher, student = image_classifier([16, 32]), image_classifier([4])  # in practice: a trained teacher
+        >>> x = student.preprocessor.process_batch(student.preprocessor.example_raw(8))
         >>> distiller = keras_mm.Distiller(teacher, student, temperature=4.0, alpha=0.3)
         >>> distiller.compile(optimizer="adam")
-        >>> distiller.fit(train_ds, epochs=5)
-        >>> keras_mm.export_saved_model(distiller.student, "saved_models/small")
+        >>> history = distiller.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+        >>> distiller.student.predict(x, verbose=0).shape  # then save or export distiller.student
+        (8, 3)
     """
 
     def __init__(self, teacher, student, temperature=3.0, alpha=0.5, **kwargs):
