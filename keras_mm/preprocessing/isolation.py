@@ -23,11 +23,12 @@ def map_isolating_failures(fn, values, output_spec):
         ``(outputs [batch, *shape], valid bool [batch])``.
 
     Example:
+        >>> from keras_mm.preprocessing.isolation import map_isolating_failures
+        >>> png = tf.io.encode_png(tf.fill([2, 2, 1], tf.constant(7, tf.uint8)))  # a real 2x2 PNG
         >>> decode = lambda b: tf.cast(tf.io.decode_png(b, channels=1)[0, 0], tf.float32)
-        >>> out, valid = map_isolating_failures(decode, tf.constant([png, b"junk"]),
-        ...                                     tf.TensorSpec([1], tf.float32))
-        >>> valid.numpy()
-        array([ True, False])
+        >>> out, valid = map_isolating_failures(decode, tf.stack([png, b"junk"]), tf.TensorSpec([1], tf.float32))
+        >>> valid.numpy(), out.numpy()  # the corrupt sample becomes zeros, not an error for the batch
+        (array([ True, False]), array([[7.], [0.]], dtype=float32))
     """
     count = tf.shape(values)[0]
     shape = output_spec.shape.as_list()
