@@ -9,13 +9,17 @@ The constructor signature is the schema: ``build_model`` checks user kwargs
 against it and reports unknown or missing arguments by name.
 
 Example:
-    >>> import keras_mm
     >>> @keras_mm.register_fusion("my_sum")
-    ... class SumFusion(keras_mm.fusions.Fusion):
-    ...     def call(self, features):
-    ...         return sum(features[k] for k in sorted(features))
+    ... class SumFusion(keras_mm.fusions.Fusion):  # sum of equal-sized vectors; a missing one adds zeros
+    ...     def compute_output_dim(self, input_dims):
+    ...         return next(iter(input_dims.values()))
+    ...     def call(self, features, presence=None):
+    ...         features = self.masked_features(features, presence)
+    ...         return {"fused": sum(features[k] for k in sorted(features))}
     >>> "my_sum" in keras_mm.list_fusions()
     True
+    >>> SumFusion()({"audio": np.ones((2, 3)), "image": np.ones((2, 3))})["fused"].numpy()[0]
+    array([2., 2., 2.], dtype=float32)
 """
 
 import difflib
@@ -33,9 +37,15 @@ class Registry:
         kind: the component kind, used in error messages (e.g. "encoder").
 
     Example:
-        >>> heads = Registry("head")
-        >>> heads.register("linear")(SomeLayer)
-        >>> heads.get("linear", field="head")
+        >>> from keras_mm.registry import Registry
+        >>> layers = Registry("layer", keras_serializable=False)
+        >>> _ = layers.register("dense")(keras.layers.Dense)
+        >>> layers.get("dense") is keras.layers.Dense
+        True
+        >>> layers.get("dens", field="block")
+        Traceback (most recent call last):
+        ...
+        ValueError: block='dens' is not a registered layer. Did you mean 'dense'? Available: dense
     """
 
     def __init__(self, kind, keras_serializable=True):
