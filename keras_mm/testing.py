@@ -2,8 +2,15 @@
 
 Example:
     >>> from keras_mm import testing
-    >>> testing.run_encoder_test(MyEncoder, {"units": 8})
-    >>> testing.run_fusion_test(MyFusion, {}, input_dims={"image": 6, "text": 4})
+    >>> class LeakyFusion(keras_mm.fusions.Fusion):  # ignores presence: a missing modality leaks through
+    ...     def compute_output_dim(self, input_dims):
+    ...         return sum(input_dims.values())
+    ...     def call(self, features, presence=None):
+    ...         return {"fused": keras.ops.concatenate([features[k] for k in sorted(features)], axis=-1)}
+    >>> testing.run_fusion_test(LeakyFusion, {}, input_dims={"image": 6, "text": 4})  # perturbs a missing input
+    Traceback (most recent call last):
+    ...
+    AssertionError: ...Not equal to tolerance...
 """
 
 import json
@@ -60,7 +67,9 @@ def run_encoder_test(cls, init_kwargs, batch_size=2):
     with copied weights gives the same outputs.
 
     Example:
-        >>> run_encoder_test(keras_mm.encoders.SmallCNNEncoder, {"image_size": 16})
+        >>> encoder = keras_mm.testing.run_encoder_test(keras_mm.encoders.SmallCNNEncoder, {"image_size": 16})
+        >>> encoder.output_dim  # passed: it returns the checked encoder
+        64
     """
     encoder = cls(**init_kwargs)
     assert encoder.modality in MODALITIES, (
@@ -101,7 +110,9 @@ def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
     """Check a fusion class: output keys and shapes, ``output_dim``, config round trip.
 
     Example:
-        >>> run_fusion_test(keras_mm.fusions.ConcatFusion, {}, {"a": 4, "b": 3})
+        >>> fusion = keras_mm.testing.run_fusion_test(keras_mm.fusions.ConcatFusion, {}, {"a": 4, "b": 3})
+        >>> fusion.output_dim
+        7
     """
     input_dims = input_dims or {"audio": 5, "image": 7, "text": 3}
     rng = np.random.default_rng(0)
@@ -162,7 +173,11 @@ def run_serialization_test(model, inputs, atol=1e-6):
     Also asserts that no ``Lambda`` layer is present (they do not load safely).
 
     Example:
-        >>> run_serialization_test(model, model.preprocessor.process_batch(raw))
+        >>> model = keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": 16}}, num_classes=3)
+        >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
+        >>> restored = keras_mm.testing.run_serialization_test(model, x)
+        >>> type(restored).__name__, restored.count_params() == model.count_params()
+        ('MultimodalModel', True)
     """
     def walk(layer):
         yield layer
