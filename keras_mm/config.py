@@ -32,10 +32,14 @@ class ModelConfig:
             ``class_name`` output). ``num_classes`` defaults to their number.
 
     Example:
-        >>> config = ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
-        >>> ModelConfig.from_json(config.to_json()) == config
+        >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
+        >>> config.encoders["image"], config.fusion  # names are normalised to {"name": ...}
+        ({'name': 'small_cnn'}, {'name': 'concat'})
+        >>> keras_mm.ModelConfig.from_json(config.to_json()) == config
         True
         >>> model = keras_mm.build_model(config)
+        >>> model.features, model.output_shape
+        (['audio', 'image'], (None, 10))
     """
 
     encoders: dict
