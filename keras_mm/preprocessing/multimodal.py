@@ -11,9 +11,17 @@ class MultimodalPreprocessor:
     weights, which pass through unchanged. Obtain it as ``model.preprocessor``.
 
     Example:
-        >>> ds = tf.data.Dataset.from_tensor_slices(({"image": jpegs, "text": texts}, labels))
-        >>> ds = ds.map(model.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).batch(32)
-        >>> model.fit(ds)
+        >>> import pathlib
+        >>> model = keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": 16},
+        ...     "text": {"name": "lstm", "vocabulary": ["zero", "one", "digit"], "units": 4}}, num_classes=10)
+        >>> folder = pathlib.Path(keras_mm.datasets.SAMPLE_DIR, "images")
+        >>> images = [(folder / name).read_bytes() for name in ("0_00.png", "1_00.png")]  # encoded PNG/JPEG bytes
+        >>> ds = tf.data.Dataset.from_tensor_slices(({"image": images, "text": ["zero", "digit one"]}, [0, 1]))
+        >>> ds = ds.map(model.preprocessor, num_parallel_calls=tf.data.AUTOTUNE).batch(32)  # then model.fit(ds)
+        >>> sorted(ds.element_spec[0])
+        ['image', 'image_present', 'text_padding_mask', 'text_present', 'text_token_ids']
+        >>> model.preprocessor({"image": images[0], "text": "zero"})["image"].shape  # one example works too
+        TensorShape([16, 16, 3])
     """
 
     def __init__(self, feature_preprocessors):
@@ -32,8 +40,12 @@ class MultimodalPreprocessor:
         """A raw batch ``{feature: numpy values}`` of valid samples, e.g. for a smoke test.
 
         Example:
+            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
             >>> raw = model.preprocessor.example_raw(4)
-            >>> model.predict(model.preprocessor.process_batch(raw))
+            >>> sorted(raw), raw["text"][:2]
+            (['audio', 'image', 'text'], array(['a dog sat on the mat.', 'The cats!'], dtype=object))
+            >>> model.predict(model.preprocessor.process_batch(raw), verbose=0).shape
+            (4, 3)
         """
         return {name: pre.example_raw(batch_size, seed) for name, pre in self.feature_preprocessors.items()}
 
