@@ -9,7 +9,7 @@ DATA   := .data
 # 2 workers on CI's 2 cores measured faster than 1.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test demo data bench clean help
+.PHONY: install test demo data bench bench-gpu clean help
 
 help:
 	@echo "make install  - create .venv and install keras_mm with test dependencies"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo     - install, then build/train/evaluate/save a model on the bundled sample data"
 	@echo "make data     - fetch the offline Debian speech data and espeak-ng (av_digits, speech tests)"
 	@echo "make bench    - parameter counts, AV-Digits accuracy and speed benchmarks (~30 min on 2 cores)"
+	@echo "make bench-gpu - GPU train step: float32 vs mixed_float16 vs XLA, 2-replica parity, input pipeline (skips without a GPU)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,10 @@ bench: install $(VENV)/.bench
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.accuracy
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.text
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.speed
+
+# On a machine with a GPU (exits 0 saying why when there is none): benchmarks/results/gpu.json.
+bench-gpu: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.gpu
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache build *.egg-info
