@@ -1,9 +1,11 @@
 """Datasets from CSV / JSONL manifests of files and text."""
 
 import csv
+import io
 import json
 import logging
 import os
+import posixpath
 
 import numpy as np
 import tensorflow as tf
@@ -19,14 +21,25 @@ SPLIT_COLUMN = "split"
 __all__ = ["Manifest", "from_manifest", "guess_modality", "load_audio_file"]
 
 
+def _is_url(path):
+    """``gs://``, ``s3://``, ... paths: read through ``tf.io.gfile`` (where that filesystem is installed)."""
+    return "://" in path
+
+
 def _read_rows(path):
-    if not os.path.isfile(path):
+    if not (tf.io.gfile.exists(path) if _is_url(path) else os.path.isfile(path)):
         raise ValueError(f"Manifest not found: {path}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        text = io.TextIOWrapper(io.BytesIO(f.read()), encoding="utf-8", newline="")
     if path.endswith((".jsonl", ".json")):
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [json.loads(line) for line in text if line.strip()]
+    return list(csv.DictReader(text))
+
+
+def _file_is_readable(path):
+    if _is_url(path):
+        return tf.io.gfile.exists(path)
+    return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
 def guess_modality(values):
@@ -73,7 +86,7 @@ class Manifest:
         >>> path = keras_mm.datasets.sample_manifest_path()
         >>> m = keras_mm.data.Manifest(path, split="test")
         >>> len(m), m.modalities, m.labels[:3]
-        (60, {'image': 'image', 'text': 'text', 'audio': 'audio'}, array([4, 9, 0]))
+        (60, {'image': 'image', 'text': 'text', 'audio': 'audio'}, array([4, 2, 9]))
         >>> keras_mm.data.Manifest(path, split="val")
         Traceback (most recent call last):
         ValueError: split='val' is not in .../manifest.csv. Splits: test (60 rows), train (180 rows)
@@ -84,7 +97,7 @@ class Manifest:
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error={on_error!r} is not supported. Allowed: {', '.join(_ON_ERROR)}")
         self.path = os.fspath(path)
-        self.root = os.path.dirname(os.path.abspath(self.path))
+        self.root = posixpath.dirname(self.path) if _is_url(self.path) else os.path.dirname(os.path.abspath(self.path))
         self.label, self.multilabel, self.on_error, self.split = label, multilabel, on_error, split
         rows = _read_rows(self.path)
         if not rows:
@@ -173,7 +186,7 @@ class Manifest:
             value = row.get(column)
             if modality.reads_files and not modality.is_empty_cell(value):
                 file_path = self.resolve(str(value))
-                if not os.path.isfile(file_path) or not os.access(file_path, os.R_OK):
+                if not _file_is_readable(file_path):
                     return f"{column}={value!r} ({file_path}) is missing or unreadable"
         if self.label is not None:
             cells = self._cells(row)
@@ -203,8 +216,10 @@ class Manifest:
         return np.array([index[self._cells(row)[0]] for _, row in kept], np.int64)
 
     def resolve(self, value):
-        """A path from the manifest, relative to the manifest's directory."""
-        return value if os.path.isabs(value) else os.path.join(self.root, value)
+        """A path from the manifest, relative to the manifest's directory (``gs://...`` paths stay as they are)."""
+        if _is_url(value) or os.path.isabs(value):
+            return value
+        return posixpath.join(self.root, value) if _is_url(self.root) else os.path.join(self.root, value)
 
     def __len__(self):
         return len(self.rows)
@@ -217,19 +232,57 @@ class Manifest:
             for feature, m in self.modalities.items()
         }
 
-    def load_row(self, index, options=None):
-        """Raw example ``index``: each feature loaded by its modality; errors name the manifest line and file."""
-        row, options = self.rows[index], options or self.load_options()
+    def cells(self, index):
+        """Row ``index`` as ``({feature: cell string}, {feature: present})``: resolved file paths, texts, ``""`` for blanks."""
+        row, cells, present = self.rows[index], {}, {}
+        for feature, column in self.features.items():
+            modality, value = get_modality(self.modalities[feature]), row.get(column)
+            present[feature] = not modality.is_empty_cell(value)
+            if not present[feature]:
+                cells[feature] = ""
+            elif modality.reads_files:
+                cells[feature] = self.resolve(str(value))
+            else:
+                cells[feature] = str(modality.load_cell(value, self.resolve))
+        return cells, present
+
+    def load_feature(self, feature, cell, present, options):
+        """One feature of one row with TensorFlow ops (the per-row function of the dataset, and of :meth:`load_row`)."""
+        modality = get_modality(self.modalities[feature])
+        if not modality.reads_files:
+            return cell
+        empty = tf.constant(modality.empty_raw(), modality.raw_dtype)
+        return tf.cond(present, lambda: modality.load_graph(cell, **options.get(feature, {})), lambda: empty)
+
+    def load_row_tensors(self, index, options=None):
+        """Row ``index`` loaded eagerly by :meth:`load_feature`; a failure raises ``ValueError`` naming the line, column and file."""
+        options = options or self.load_options()
+        cells, present = self.cells(index)
         example = {}
         for feature, column in self.features.items():
             try:
-                example[feature] = get_modality(self.modalities[feature]).load_cell(
-                    row.get(column), self.resolve, **options.get(feature, {})
-                )
+                example[feature] = self.load_feature(feature, tf.constant(cells[feature]), tf.constant(present[feature]), options)
             except Exception as error:  # noqa: BLE001  -- re-raised with the row named
-                raise ValueError(
-                    f"{self.path}, line {self.line_numbers[index]}: cannot load {column}={row.get(column)!r}: {error}"
-                ) from error
+                value = self.rows[index].get(column)
+                where = f" ({cells[feature]})" if cells[feature] != value else ""
+                raise ValueError(f"{self.path}, line {self.line_numbers[index]}: cannot load {column}={value!r}{where}: {error}") from error
+        return example
+
+    def load_row(self, index, options=None):
+        """Raw example ``index`` as numpy values / bytes / str, loaded by the dataset's code; errors name the manifest line and file.
+
+        Example:
+            >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path(), split="test")
+            >>> row = m.load_row(0, m.load_options(sample_rate=16000))
+            >>> row["text"], row["image"][:4], row["audio"].dtype
+            ('scan from a form', b'\\x89PNG', dtype('float32'))
+        """
+        example = {}
+        for feature, value in self.load_row_tensors(index, options).items():
+            value = value.numpy()
+            if isinstance(value, bytes) and not get_modality(self.modalities[feature]).reads_files:
+                value = value.decode("utf-8")
+            example[feature] = value
         return example
 
     def raw_signature(self):
@@ -264,12 +317,19 @@ def from_manifest(
     strategy=None,
     augment=None,
     class_names=None,
+    deterministic=True,
 ):
     """A ``tf.data.Dataset`` from a CSV/JSONL manifest of image paths, texts and audio paths.
 
     Without ``model``/``preprocessor`` it yields raw dicts (image bytes, UTF-8
     text, float waveform) and labels; with them, the model's numeric inputs.
-    Audio is read and resampled to the model's sample rate.
+    Files are read by a parallel ``tf.data`` map through each feature's
+    modality (``Modality.load_graph``: ``tf.io`` reads, so ``gs://`` paths
+    work; 16-bit WAV decoded by TensorFlow ops, other audio formats by
+    soundfile in Python) and audio is resampled to the model's sample rate
+    with :func:`keras_mm.preprocessing.resample` (``librosa``'s ``"fft"``
+    method). A file that fails to load raises ``ValueError`` naming the
+    manifest line and the file when the dataset is iterated.
 
     Args:
         path, features, label, split, multilabel, modalities, on_error, class_names: see :class:`Manifest`.
@@ -286,6 +346,9 @@ def from_manifest(
         augment: ``True`` for the default :class:`Augmentation` of the model's
             modalities, or an ``Augmentation``; applied after preprocessing,
             per example. Use it for training pipelines only.
+        deterministic: keep manifest order while loading in parallel (default).
+            ``False`` lets a slow file be overtaken (faster when file latency
+            varies, e.g. object storage); the order then varies between runs.
 
     Returns:
         the dataset, with the parsed :class:`Manifest` as ``ds.manifest``.
@@ -309,9 +372,9 @@ def from_manifest(
         raise ValueError(
             f"batch_size={batch_size} (global) does not split evenly across {strategy.num_replicas_in_sync} replicas."
         )
-    ds = _raw_dataset(manifest, manifest.load_options(model, sample_rate))
+    ds = _raw_dataset(manifest, manifest.load_options(model, sample_rate), deterministic)
     if preprocessor is not None:
-        ds = ds.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = _preprocess_in_chunks(ds, preprocessor, deterministic, len(manifest))
     if cache:
         ds = ds.cache()
     if augment:
@@ -331,17 +394,80 @@ def from_manifest(
     return ds
 
 
-def _raw_dataset(manifest, options):
-    """Raw examples (and labels) of every manifest row, in manifest order."""
+#: rows per preprocessor call: one vectorised image decode / tokenizer call per chunk instead of per row
+PREPROCESS_CHUNK = 32
 
-    def generate():
-        for i in range(len(manifest)):
-            example = manifest.load_row(i, options)
-            yield example if manifest.labels is None else (example, manifest.labels[i])
 
-    signature = manifest.raw_signature()
+def _preprocess_in_chunks(ds, preprocessor, deterministic, rows):
+    """``preprocessor`` on ragged chunks of raw rows, unbatched again: the same values as row by row, ~2x cheaper."""
+    ds = ds.ragged_batch(PREPROCESS_CHUNK).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(rows))
+
+
+def _raw_dataset(manifest, options, deterministic=True):
+    """Raw examples (and labels) of every manifest row, read by a parallel ``tf.data`` map (in manifest order by default)."""
+    rows = [manifest.cells(i) for i in range(len(manifest))]
+    columns = {
+        "index": np.arange(len(manifest), dtype=np.int64),
+        "cells": {f: [cells[f] for cells, _ in rows] for f in manifest.features},
+        "present": {f: np.array([present[f] for _, present in rows], bool) for f in manifest.features},
+    }
     if manifest.labels is not None:
-        label_dtype = tf.float32 if manifest.multilabel else tf.int64
-        signature = (signature, tf.TensorSpec(manifest.labels.shape[1:], label_dtype))
-    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        columns["label"] = manifest.labels
+
+    def load(row):
+        example = {f: manifest.load_feature(f, row["cells"][f], row["present"][f], options) for f in manifest.features}
+        return (row["index"], example) + ((row["label"],) if "label" in row else ())
+
+    ds = tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = _raise_naming_failed_rows(ds, manifest, options, deterministic)
+    ds = ds.map(lambda index, example, *label: (example, *label) if label else example)
     return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
+
+
+def _raise_naming_failed_rows(ds, manifest, options, deterministic):
+    """Make a row that fails to load raise ``ValueError`` naming the manifest line, column and file.
+
+    A graph has no try/except. Failing rows are dropped (``ignore_errors``,
+    which logs the op's error) and noticed from the row indices that arrive:
+    in manifest order a skipped index is the failed row, found at once;
+    otherwise the count is checked at the end of the epoch. The row is then
+    loaded again eagerly (:meth:`Manifest.load_row_tensors`), which raises
+    with the line, column and file. This costs a few ops per row; wrapping
+    each row's loading in its own one-element dataset halved throughput.
+    """
+    n = len(manifest)
+    end = tf.data.Dataset.from_tensors(tf.nest.map_structure(_empty_value, ds.element_spec))
+    end = end.map(lambda index, *rest: (tf.constant(-1, tf.int64), *rest))
+
+    def report(expected, count, total):
+        if deterministic:
+            candidates = [int(expected)]
+        elif n - count == 1:
+            candidates = [n * (n - 1) // 2 - int(total)]  # the one index whose sum is missing
+        else:
+            candidates = range(n)
+        for index in candidates:
+            manifest.load_row_tensors(index, options)  # raises ValueError naming the row
+        raise ValueError(f"{manifest.path}: {n - int(count)} row(s) failed to load in the input pipeline (the logged error "
+                         f"says why) but load when retried (first candidate: line {manifest.line_numbers[candidates[0]]}).")
+
+    def check(state, element):
+        expected, count, total = state
+        index = element[0]
+        at_end = index < 0
+        skipped = tf.logical_and(tf.logical_not(at_end), tf.not_equal(index, expected)) if deterministic else False
+        failed = tf.logical_or(skipped, tf.logical_and(at_end, count < n))
+        checked = tf.cond(failed, lambda: tf.numpy_function(report, [expected, count, total], tf.bool, stateful=True),
+                          lambda: tf.constant(True))
+        with tf.control_dependencies([checked]):
+            return (index + 1, count + 1, total + tf.maximum(index, 0)), element
+
+    state = (tf.constant(0, tf.int64),) * 3
+    ds = ds.ignore_errors(log_warning=True).concatenate(end).scan(state, check)
+    return ds.filter(lambda index, *rest: index >= 0)
+
+
+def _empty_value(spec):
+    shape = [d or 0 for d in spec.shape.as_list()]
+    return tf.fill(shape, "") if spec.dtype == tf.string else tf.zeros(shape, spec.dtype)

@@ -1,28 +1,103 @@
 """The audio modality: sound files decoded to a mono float waveform at the model's sample rate."""
 
+import io
+
 import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
+from keras_mm.preprocessing.audio import resample
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
 
 
 def load_audio_file(path, sample_rate):
-    """Read WAV/FLAC/OGG/MP3 (librosa/soundfile), mix to mono, resample to ``sample_rate``; float32 ``[n]``.
+    """Read WAV/FLAC/OGG/MP3, mix to mono, resample to ``sample_rate`` (FFT method); float32 ``[n]``.
+
+    The code that ``keras_mm.data.from_manifest`` runs inside ``tf.data``
+    (:func:`read_audio`), run eagerly.
 
     Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+        >>> path = "tone.wav"
         >>> tf.io.write_file(path, tf.audio.encode_wav(tf.zeros([8000, 1]), 8000))
         >>> load_audio_file(path, 16000).shape
         (16000,)
     """
-    import librosa
+    return read_audio(tf.constant(path), sample_rate).numpy()
 
-    audio, _ = librosa.load(path, sr=sample_rate, mono=True)
-    return audio.astype(np.float32)
+
+def read_audio(path, sample_rate):
+    """TensorFlow ops: audio file ``path`` (scalar string tensor) -> mono float32 ``[n]`` at ``sample_rate``.
+
+    Read with ``tf.io.read_file`` (local, ``gs://``, ... paths), decoded by
+    :func:`decode_audio`, resampled with :func:`keras_mm.preprocessing.resample`
+    (``librosa.resample(res_type="fft")``) when the file's rate differs.
+
+    Example:
+        >>> tf.io.write_file("tone.wav", tf.audio.encode_wav(tf.zeros([8000, 1]), 8000))
+        >>> read_audio(tf.constant("tone.wav"), 16000).shape
+        TensorShape([16000])
+    """
+    wave, rate = decode_audio(tf.io.read_file(path), path)
+    return resample(wave, rate, sample_rate)
+
+
+def decode_audio(data, path=""):
+    """Encoded audio bytes -> ``(mono float32 waveform [n], sample rate int32)``.
+
+    16-bit PCM WAV (what ``tf.audio.decode_wav`` reads) is decoded by
+    TensorFlow ops; anything else (FLAC, OGG, MP3, 24-bit or float WAV) by
+    soundfile (librosa's decoder) in Python through ``tf.numpy_function``. A
+    file neither can decode raises ``ValueError`` naming ``path``. Channels are
+    averaged, as ``librosa.load(mono=True)`` does.
+
+    Example:
+        >>> wave, rate = decode_audio(tf.audio.encode_wav(tf.ones([5, 2]) * 0.5, 8000))
+        >>> wave.numpy(), int(rate)
+        (array([0.5, 0.5, 0.5, 0.5, 0.5], dtype=float32), 8000)
+    """
+    data = tf.convert_to_tensor(data, tf.string)
+
+    def in_graph():
+        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
+        return tf.reduce_mean(audio, axis=1), tf.cast(rate, tf.int32)
+
+    return tf.cond(_is_pcm16_wav(data), in_graph, lambda: _decode_in_python(data, path))
+
+
+def _is_pcm16_wav(data):
+    """Whether the header is one ``tf.audio.decode_wav`` accepts: RIFF/WAVE, a 16- or 18-byte PCM fmt chunk, 16 bits."""
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 36), b"\0" * 36]), 0, 36)
+    fmt_size = tf.io.decode_raw(tf.strings.substr(head, 16, 4), tf.int32, little_endian=True)[0]
+    fields = tf.io.decode_raw(tf.strings.substr(head, 20, 16), tf.uint16, little_endian=True)
+    return (
+        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF")
+        & tf.equal(tf.strings.substr(head, 8, 8), b"WAVEfmt ")
+        & ((fmt_size == 16) | (fmt_size == 18))
+        & tf.equal(fields[0], 1)  # PCM
+        & tf.equal(fields[7], 16)  # bits per sample
+    )
+
+
+def _decode_in_python(data, path):
+    def decode(data_bytes, path_bytes):
+        import soundfile
+
+        # eager numpy_function passes 0-d object arrays, graph mode bytes; .item() of an object array keeps NUL bytes
+        data_bytes, path_bytes = (np.asarray(v, dtype=object).item() for v in (data_bytes, path_bytes))
+        buffer = io.BytesIO(data_bytes)
+        try:
+            audio, rate = soundfile.read(buffer, dtype="float32", always_2d=True)
+        except Exception as error:  # noqa: BLE001  -- soundfile raises several types; re-raised with the file named
+            name = path_bytes.decode("utf-8", "replace") or "audio bytes"
+            reason = str(error).replace(repr(buffer), name)
+            raise ValueError(f"cannot decode {name} as audio (16-bit PCM WAV or a format soundfile reads): {reason}") from error
+        return audio.mean(axis=1).astype(np.float32), np.int32(rate)
+
+    wave, rate = tf.numpy_function(decode, [data, tf.convert_to_tensor(path, tf.string)], [tf.float32, tf.int32],
+                                   stateful=False, name="decode_audio_in_python")
+    return tf.ensure_shape(wave, [None]), tf.ensure_shape(rate, [])
 
 
 @register_modality("audio")
@@ -49,8 +124,8 @@ class AudioModality(Modality):
         rate = getattr(encoder, "sample_rate", None) or sample_rate or DEFAULT_SAMPLE_RATE
         return {"sample_rate": int(rate)}
 
-    def load_file(self, path, sample_rate=DEFAULT_SAMPLE_RATE, **options):
-        return load_audio_file(path, sample_rate)
+    def load_graph(self, path, sample_rate=DEFAULT_SAMPLE_RATE, **options):
+        return read_audio(path, sample_rate)
 
     def augment(self, example, feature, augmentation):
         wave = example[feature]

@@ -26,11 +26,14 @@ class Modality:
             preprocessor).
 
     and override what differs from the defaults:
-        :meth:`load_file` (required when ``reads_files``), :meth:`empty_raw`,
-        :meth:`augment` (training augmentation of a numeric example; default
-        none), :meth:`perturb` (robustness noise; default: none, so
-        ``evaluate_robustness`` skips the feature's noise rows and says so),
-        :meth:`random_numeric` (values for test inputs).
+        :meth:`load_file` (Python; required when ``reads_files``) or
+        :meth:`load_graph` (TensorFlow ops, read in parallel by ``tf.data``;
+        either one is enough), :meth:`empty_raw`, :meth:`augment` (training
+        augmentation of a numeric example; default none), :meth:`perturb`
+        (robustness noise; default: none, so ``evaluate_robustness`` skips the
+        feature's noise rows and says so), :meth:`random_numeric` (values for
+        test inputs), :meth:`to_feature` / :meth:`parse_feature` (TFRecord
+        serialization; defaults cover string and numeric raw specs).
 
     Example:
         >>> @keras_mm.register_modality("vector")
@@ -70,8 +73,39 @@ class Modality:
         return value is None or str(value).strip() == ""
 
     def load_file(self, path, **options):
-        """Read one file into a raw example; raise ``ValueError`` saying why it cannot."""
-        raise NotImplementedError(f"modality {self.name!r} reads files but defines no load_file().")
+        """Read one file into a raw example (numpy or bytes) in Python; raise ``ValueError`` saying why it cannot.
+
+        Default: run :meth:`load_graph` eagerly, so a modality that reads files
+        with TensorFlow ops has one implementation for both paths.
+        """
+        if type(self).load_graph is Modality.load_graph:
+            raise NotImplementedError(f"modality {self.name!r} reads files but defines neither load_file() nor load_graph().")
+        value = self.load_graph(tf.constant(path), **options)
+        return value.numpy()
+
+    def load_graph(self, path, **options):
+        """Read one file with TensorFlow ops: scalar string tensor ``path`` -> raw example tensor (``raw_spec``).
+
+        ``keras_mm.data.from_manifest`` calls it inside a parallel
+        ``tf.data`` map; read through ``tf.io`` so ``gs://``-style paths work.
+        Default: :meth:`load_file` in Python through ``tf.numpy_function``
+        (correct for any modality, but Python code holds the interpreter lock,
+        so such files are read one at a time).
+
+        Example:
+            >>> tf.io.write_file("photo.png", b"PNG bytes")
+            >>> keras_mm.modalities.get_modality("image").load_graph(tf.constant("photo.png")).numpy()
+            b'PNG bytes'
+        """
+        dtype = object if self.raw_dtype == tf.string else self.raw_dtype.as_numpy_dtype
+
+        def read(path_bytes):
+            # dtype=object keeps binary values whole (numpy's bytes dtype drops trailing NUL bytes)
+            path = np.asarray(path_bytes, dtype=object).item().decode("utf-8")  # bytes in a graph, a 0-d array eagerly
+            return np.asarray(self.load_file(path, **options), dtype=dtype)
+
+        value = tf.numpy_function(read, [path], self.raw_dtype, stateful=False, name=f"load_{self.name}_file")
+        return tf.ensure_shape(value, self.raw_shape)
 
     def load_cell(self, value, resolve_path, **options):
         """A manifest cell -> raw example (a file is read through ``resolve_path``; an empty cell -> ``empty_raw``)."""

@@ -24,9 +24,9 @@ class ImageModality(Modality):
     file_extensions = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
     noise_description = "Gaussian pixel noise, std = level * 255"
 
-    def load_file(self, path, **options):
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
+    def load_graph(self, path, **options):
+        # the encoded bytes as they are: the preprocessor decodes them (in training and serving alike)
+        return tf.io.read_file(path)
 
     def augment(self, example, feature, augmentation):
         pixels = example[feature]

@@ -121,3 +121,90 @@ def test_model_class_names_label_the_dataset(tmp_path):
     assert model.class_names == ["dog", "cat", "emu"]
     labels = [int(y) for _, y in from_manifest(path, model=model)]
     assert labels == [0, 1]
+
+
+def _audio_manifest(root, cells):
+    """A manifest of one audio column (and an integer label per row) under ``root``."""
+    lines = ["audio,label"] + [f"{cell},{i}" for i, cell in enumerate(cells)]
+    (root / "m.csv").write_text("\n".join(lines) + "\n")
+    return str(root / "m.csv")
+
+
+def _write_audio_files(root):
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    stereo = rng.normal(0, 0.2, (3001, 2)).astype("float32")
+    soundfile.write(root / "pcm16.wav", stereo, 8000, subtype="PCM_16")  # decoded in the graph
+    soundfile.write(root / "pcm24.wav", stereo, 11025, subtype="PCM_24")  # tf.audio.decode_wav rejects it
+    soundfile.write(root / "float.wav", stereo, 16000, subtype="FLOAT")
+    soundfile.write(root / "clip.flac", stereo, 22050)
+    soundfile.write(root / "clip.ogg", stereo, 8000)
+    return ["pcm16.wav", "pcm24.wav", "float.wav", "clip.flac", "clip.ogg"]
+
+
+def test_audio_matches_librosa_fft_resampling_and_load_row_is_the_same_code(tmp_path):
+    import librosa
+
+    files = _write_audio_files(tmp_path)
+    ds = from_manifest(_audio_manifest(tmp_path, files), sample_rate=16000)
+    options = ds.manifest.load_options(sample_rate=16000)
+    for i, ((example, label), name) in enumerate(zip(ds, files)):
+        expected = librosa.load(str(tmp_path / name), sr=16000, mono=True, res_type="fft")[0]
+        got = example["audio"].numpy()
+        assert got.shape == expected.shape, name
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max(), err_msg=name)
+        np.testing.assert_array_equal(ds.manifest.load_row(i, options)["audio"], got)
+        assert int(label) == i
+
+
+def test_sample_manifest_rows_equal_load_row_and_librosa():
+    import librosa
+
+    ds = from_manifest(sample_manifest_path(), split="test", sample_rate=16000)
+    manifest, options = ds.manifest, ds.manifest.load_options(sample_rate=16000)
+    for i, (example, label) in enumerate(ds.take(5)):
+        row = manifest.load_row(i, options)
+        assert example["image"].numpy() == row["image"] and example["text"].numpy().decode() == row["text"]
+        np.testing.assert_array_equal(example["audio"].numpy(), row["audio"])
+        expected = librosa.load(manifest.resolve(manifest.rows[i]["audio"]), sr=16000, res_type="fft")[0]
+        np.testing.assert_allclose(row["audio"], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+        with open(manifest.resolve(manifest.rows[i]["image"]), "rb") as f:
+            assert row["image"] == f.read()
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+@pytest.mark.parametrize("bad", ["truncated.wav", "noise.wav", "broken.ogg"])
+def test_a_file_that_fails_to_decode_names_the_manifest_line_and_path(tmp_path, bad, deterministic):
+    files = _write_audio_files(tmp_path)
+    good = (tmp_path / "pcm16.wav").read_bytes()
+    (tmp_path / "truncated.wav").write_bytes(good[:2000])  # a valid header: tf.audio.decode_wav fails in the graph
+    (tmp_path / "noise.wav").write_bytes(b"RIFF" + bytes(range(256)) * 4)  # no WAVE header: soundfile fails
+    (tmp_path / "broken.ogg").write_bytes(b"OggS" + bytes(200))  # soundfile fails
+    path = _audio_manifest(tmp_path, files[:2] + [bad] + files[2:])
+    ds = from_manifest(path, sample_rate=16000, deterministic=deterministic)
+    with pytest.raises(tf.errors.OpError) as raised:
+        for _ in ds:
+            pass
+    message = str(raised.value)
+    assert f"m.csv, line 4: cannot load audio='{bad}'" in message and str(tmp_path / bad) in message, message[:800]
+    with pytest.raises(ValueError, match=rf"m.csv, line 4: cannot load audio='{bad}'"):
+        ds.manifest.load_row(2)
+
+
+def test_parallel_loading_keeps_order_unless_told_otherwise(tmp_path):
+    files = _write_audio_files(tmp_path)
+    path = _audio_manifest(tmp_path, files * 4)
+    ordered = [int(y) for _, y in from_manifest(path, sample_rate=16000)]
+    assert ordered == list(range(len(files) * 4))
+    unordered = [int(y) for _, y in from_manifest(path, sample_rate=16000, deterministic=False)]
+    assert sorted(unordered) == ordered
+
+
+def test_blank_cells_give_the_modality_empty_value(tmp_path):
+    files = _write_audio_files(tmp_path)
+    path = tmp_path / "m.csv"
+    path.write_text(f"audio,text,label\n{files[0]},a dog,0\n, ,1\n")
+    examples = [x for x, _ in from_manifest(str(path), sample_rate=16000)]
+    assert examples[0]["audio"].shape == (6002,) and examples[0]["text"].numpy() == b"a dog"
+    assert examples[1]["audio"].shape == (0,) and examples[1]["text"].numpy() == b""
