@@ -6,7 +6,7 @@ Example:
     >>> model.compile()  # the head's loss and metrics
     >>> history = model.fit(ds.take(2), epochs=1, verbose=0)
     >>> raw = model.preprocessor.example_raw(4)  # JPEG bytes, UTF-8 text, float waveforms
-    >>> model.predict(model.preprocessor.process_batch(raw), verbose=0).shape
+    >>> model.predict_on_batch(model.preprocessor.process_batch(raw)).shape
     (4, 10)
 """
 
