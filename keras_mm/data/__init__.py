@@ -2,6 +2,16 @@
 
 from keras_mm.data.augmentation import Augmentation
 from keras_mm.data.manifest import Manifest, from_manifest, guess_modality
+from keras_mm.data.tfrecords import from_tfrecords, read_tfrecords_metadata, write_tfrecords
 from keras_mm.modalities import load_audio_file
 
-__all__ = ["Augmentation", "Manifest", "from_manifest", "guess_modality", "load_audio_file"]
+__all__ = [
+    "Augmentation",
+    "Manifest",
+    "from_manifest",
+    "from_tfrecords",
+    "guess_modality",
+    "load_audio_file",
+    "read_tfrecords_metadata",
+    "write_tfrecords",
+]

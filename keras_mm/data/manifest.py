@@ -18,7 +18,7 @@ logger = logging.getLogger("keras_mm")
 _ON_ERROR = ("raise", "skip")
 SPLIT_COLUMN = "split"
 
-__all__ = ["Manifest", "from_manifest", "guess_modality", "load_audio_file"]
+__all__ = ["Manifest", "finish_dataset", "from_manifest", "guess_modality", "load_audio_file"]
 
 
 def _is_url(path):
@@ -285,6 +285,17 @@ class Manifest:
             example[feature] = value
         return example
 
+    def raw_dataset(self, options=None, deterministic=True):
+        """Raw examples (and labels) of every row, read by a parallel ``tf.data`` map; see :func:`from_manifest`.
+
+        Example:
+            >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path(), split="test")
+            >>> x, y = next(iter(m.raw_dataset(m.load_options(sample_rate=16000))))
+            >>> sorted(x), int(y)
+            (['audio', 'image', 'text'], 4)
+        """
+        return _raw_dataset(self, options or self.load_options(), deterministic)
+
     def raw_signature(self):
         """``{feature: tf.TensorSpec}`` of one raw example."""
         return {f: get_modality(m).raw_spec() for f, m in self.modalities.items()}
@@ -368,30 +379,57 @@ def from_manifest(
         if class_names is None and getattr(model, "class_names", None):
             class_names = model.class_names
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
+    options = manifest.load_options(model, sample_rate)
+    ds = finish_dataset(
+        manifest.raw_dataset(options, deterministic), manifest.modalities, preprocessor=preprocessor, batch_size=batch_size,
+        shuffle=shuffle, shuffle_buffer=len(manifest), seed=seed, cache=cache, augment=augment, strategy=strategy,
+        deterministic=deterministic, rows=len(manifest),
+    )
+    ds.manifest, ds.load_options = manifest, options
+    return ds
+
+
+def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuffle=False, shuffle_buffer=None, seed=0,
+                   cache=False, augment=None, strategy=None, deterministic=True, rows=None):
+    """The steps after loading raw examples, shared by ``from_manifest`` and ``from_tfrecords``.
+
+    preprocess (chunks of rows) -> cache -> augment (per example) -> shuffle -> batch -> prefetch.
+
+    Args:
+        raw: dataset of raw example dicts, or ``(raw, label)`` pairs.
+        modalities: ``{feature: modality name}`` (for ``augment=True``).
+        preprocessor, batch_size, shuffle, seed, cache, augment, strategy, deterministic: as in :func:`from_manifest`.
+        shuffle_buffer: examples in the shuffle buffer (the whole dataset for manifests).
+        rows: number of examples, when known (kept as the dataset's cardinality).
+
+    Example:
+        >>> raw = tf.data.Dataset.from_tensor_slices(({"text": ["a dog", "a cat"]}, [0, 1]))
+        >>> ds = finish_dataset(raw, {"text": "text"}, batch_size=2)
+        >>> next(iter(ds))[0]["text"].numpy()
+        array([b'a dog', b'a cat'], dtype=object)
+    """
     if strategy is not None and batch_size and batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"batch_size={batch_size} (global) does not split evenly across {strategy.num_replicas_in_sync} replicas."
         )
-    ds = _raw_dataset(manifest, manifest.load_options(model, sample_rate), deterministic)
+    if augment and preprocessor is None:
+        raise ValueError("augment= works on numeric examples: pass model= or preprocessor= too.")
+    ds = raw
     if preprocessor is not None:
-        ds = _preprocess_in_chunks(ds, preprocessor, deterministic, len(manifest))
+        ds = _preprocess_in_chunks(ds, preprocessor, deterministic, rows)
     if cache:
         ds = ds.cache()
     if augment:
-        if preprocessor is None:
-            raise ValueError("augment= works on numeric examples: pass model= or preprocessor= too.")
         if augment is True:
             from keras_mm.data.augmentation import Augmentation
 
-            augment = Augmentation(manifest.modalities, seed=seed)
+            augment = Augmentation(modalities, seed=seed)
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
-        ds = ds.shuffle(len(manifest), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_buffer or 10_000, seed=seed, reshuffle_each_iteration=True)
     if batch_size:
         ds = ds.batch(batch_size)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    ds.manifest = manifest
-    return ds
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 #: rows per preprocessor call: one vectorised image decode / tokenizer call per chunk instead of per row
@@ -401,7 +439,8 @@ PREPROCESS_CHUNK = 32
 def _preprocess_in_chunks(ds, preprocessor, deterministic, rows):
     """``preprocessor`` on ragged chunks of raw rows, unbatched again: the same values as row by row, ~2x cheaper."""
     ds = ds.ragged_batch(PREPROCESS_CHUNK).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(rows))
+    ds = ds.unbatch()
+    return ds if rows is None else ds.apply(tf.data.experimental.assert_cardinality(rows))
 
 
 def _raw_dataset(manifest, options, deterministic=True):

@@ -115,6 +115,57 @@ class Modality:
             return value
         return self.load_file(resolve_path(str(value)), **options)
 
+    def feature_spec(self):
+        """How :func:`keras_mm.data.from_tfrecords` parses this modality's ``tf.train.Feature`` (a ``tf.io`` feature spec).
+
+        Default: a scalar raw spec is one value (``FixedLenFeature([])``);
+        anything else is its values flattened (``VarLenFeature``). Strings go
+        in a bytes list, floats in a float list (float32), integers in an
+        int64 list.
+
+        Example:
+            >>> keras_mm.modalities.get_modality("audio").feature_spec()
+            VarLenFeature(dtype=tf.float32)
+        """
+        dtype = tf.string if self.raw_dtype == tf.string else tf.float32 if self.raw_dtype.is_floating else tf.int64
+        return tf.io.FixedLenFeature([], dtype) if not self.raw_shape else tf.io.VarLenFeature(dtype)
+
+    def to_feature(self, value):
+        """One raw example (numpy, bytes or str) -> ``tf.train.Feature`` for a TFRecord (see :meth:`feature_spec`).
+
+        Example:
+            >>> keras_mm.modalities.get_modality("text").to_feature("a dog")
+            bytes_list {
+              value: "a dog"
+            }
+            <BLANKLINE>
+        """
+        if sum(d is None for d in self.raw_shape) > 1:
+            raise NotImplementedError(
+                f"modality {self.name!r}: raw shape {self.raw_shape} has several unknown dimensions; "
+                "override to_feature(), feature_spec() and parse_feature() to store its shape."
+            )
+        if self.raw_dtype == tf.string:
+            values = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in np.asarray(value, dtype=object).reshape(-1)]
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+        values = np.asarray(value).reshape(-1)
+        if self.raw_dtype.is_floating:
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values.astype(np.float32)))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values.astype(np.int64)))
+
+    def parse_feature(self, parsed):
+        """The tensor parsed with :meth:`feature_spec` -> one raw example (``raw_spec``).
+
+        Example:
+            >>> keras_mm.modalities.get_modality("audio").parse_feature(tf.sparse.from_dense([0.5, -0.5])).numpy()
+            array([ 0.5, -0.5], dtype=float32)
+        """
+        if isinstance(parsed, tf.SparseTensor):
+            parsed = tf.sparse.to_dense(parsed)
+        if self.raw_shape:
+            parsed = tf.reshape(parsed, [-1 if d is None else d for d in self.raw_shape])
+        return tf.cast(parsed, self.raw_dtype)
+
     def load_options(self, encoder=None, **defaults):
         """Keyword arguments for :meth:`load_file` taken from the feature's encoder (e.g. its sample rate)."""
         return {}
