@@ -41,10 +41,6 @@ def minilm_encoder(minilm_path):
     return BertEncoder(checkpoint=minilm_path, sequence_length=32, pooling="cls")
 
 
-def test_at_least_fifty_sentences():
-    assert len(SENTENCES) >= 50
-
-
 def test_checkpoint_metadata_is_read(minilm_path):
     info = read_bert_checkpoint(minilm_path)
     assert info["architecture"]["hidden_dim"] == 384 and info["architecture"]["num_layers"] == 6
