@@ -64,6 +64,13 @@ def _read_inputs(args, metadata):
     return samples
 
 
+def _json_value(value):
+    """One sample's output as JSON data (string outputs such as statuses and class names are decoded)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.tolist()
+
+
 def _cmd_predict(args):
     import numpy as np
 
@@ -73,8 +80,8 @@ def _cmd_predict(args):
     metadata = read_export_metadata(args.model)
     samples = _read_inputs(args, metadata)
     outputs = call_signature(load_saved_model(args.model), samples, args.signature)
-    result = {k: np.asarray(v)[0].tolist() for k, v in outputs.items()}
-    if metadata.get("class_names") and "class_id" in result:
+    result = {k: _json_value(np.asarray(v)[0]) for k, v in outputs.items()}
+    if metadata.get("class_names") and "class_id" in result and "class_name" not in result:
         result["class_name"] = metadata["class_names"][int(result["class_id"])]
     print(json.dumps(result, indent=None if args.compact else 2))
 

@@ -20,6 +20,8 @@ PRESENT = "present"
 PADDING_MASK = "padding_mask"
 #: kind of a text feature's token ids.
 TOKEN_IDS = "token_ids"
+#: kind of the per-sample status output of the raw serving signatures (why a sample is missing).
+STATUS = "status"
 
 
 def input_name(feature, kind=""):

@@ -39,6 +39,7 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     out = json.loads(run_cli("predict", "--model", str(tmp_path / "served"), "--image", str(image), "--audio", str(wav), "--compact"))
     assert out["class_name"] in ("a", "b", "c")
     assert out["image_present"] == 1.0 and out["audio_present"] == 1.0 and out["text_present"] == 0.0
+    assert out["image_status"] == "ok" and out["text_status"] == "empty"
     assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"][2] == 0.0
 
 

@@ -39,7 +39,8 @@ def export_saved_model(model, path, version=None, class_names=None, warmup_sampl
         model: a :class:`MultimodalModel`.
         path: the model's base directory, e.g. ``"saved_models/digits"``.
         version: integer version; ``None`` means the next one.
-        class_names: optional class names stored in the export's metadata.
+        class_names: class names for the ``class_name`` output and the
+            export's metadata; default: the model's (``model.class_names``).
         warmup_samples: optional raw batch written as
             ``assets.extra/tf_serving_warmup_requests``.
         overwrite: replace an existing version directory.
@@ -69,7 +70,8 @@ def export_saved_model(model, path, version=None, class_names=None, warmup_sampl
 
 
 def _write(model, directory, class_names, warmup_samples):
-    fns = ServingFunctions(model)
+    fns = ServingFunctions(model, class_names=class_names)
+    class_names = fns.class_names
     # One eager call builds every preprocessing layer (tokenizers, packers),
     # which ExportArchive requires before it tracks them.
     fns.raw(fns.preprocessor.example_raw(2))

@@ -2,7 +2,8 @@
 
 import tensorflow as tf
 
-from keras_mm.naming import presence_name
+from keras_mm.naming import STATUS, input_name, presence_name
+from keras_mm.preprocessing.status import status_names
 
 
 class ServingFunctions:
@@ -12,15 +13,22 @@ class ServingFunctions:
     not a copy) then the model; ``numeric(inputs)`` runs the model alone. Both
     return the head's named outputs (e.g. ``probabilities``, ``class_id``),
     ``<feature>_present`` per feature, ``valid`` (at least one modality usable)
-    and the fusion's extras (e.g. ``modality_weights``).
+    and the fusion's extras (e.g. ``modality_weights``). ``raw`` also returns
+    ``<feature>_status`` (why a sample is missing: ``ok``, ``empty``,
+    ``undecodable``, ``file_path_instead_of_bytes``, ...) and, when the model
+    has class names, ``class_name``. String outputs stay out of ``numeric``,
+    which TFLite converts.
 
     Example:
         >>> fns = ServingFunctions(model)
         >>> fns.raw({"image": jpeg_batch, "text": texts, "audio": waves})["class_id"]
     """
 
-    def __init__(self, model):
+    def __init__(self, model, class_names=None):
         self.model = model
+        if class_names is not None and model.class_names is not None and list(class_names) != model.class_names:
+            raise ValueError(f"class_names={list(class_names)} differ from the model's class_names {model.class_names}.")
+        self.class_names = list(class_names) if class_names is not None else model.class_names
         self.preprocessor = model.preprocessor
         self.core = model.extras_model() if model.fusion.extra_outputs else model
 
@@ -56,7 +64,13 @@ class ServingFunctions:
         return outputs
 
     def raw(self, inputs):
-        return self._outputs(self.preprocessor.process_batch(inputs))
+        numeric, statuses = self.preprocessor.process_batch_with_status(inputs)
+        outputs = self._outputs(numeric)
+        for feature, codes in statuses.items():
+            outputs[input_name(feature, STATUS)] = status_names(codes)
+        if self.class_names and "class_id" in outputs:
+            outputs["class_name"] = tf.gather(tf.constant(self.class_names), outputs["class_id"])
+        return outputs
 
     def numeric(self, inputs):
         return self._outputs(inputs)

@@ -102,7 +102,7 @@ def verify_export(model, path, samples, signature="serving_default", atol=1e-5, 
             got = np.asarray(served[source][key])
             if got.shape != value.shape:
                 raise AssertionError(f"{source}: output {key!r} has shape {got.shape}, expected {value.shape}")
-            diff = float(np.max(np.abs(got.astype(np.float64) - value.astype(np.float64)))) if value.size else 0.0
+            diff = _max_difference(got, value)
             report["per_output"].setdefault(key, {})[source] = diff
             worst = max(worst, diff)
         report["max_abs_diff" if source == "eager" else "session_max_abs_diff"] = worst
@@ -118,3 +118,12 @@ def _to_tensor(values, spec):
     if isinstance(values, np.ndarray) and values.dtype != object:
         return tf.constant(values, spec.dtype)
     return tf.constant(pad_and_stack(values))
+
+
+def _max_difference(got, expected):
+    """Largest absolute difference; for string outputs (statuses, class names) 0 if equal, inf if not."""
+    if not expected.size:
+        return 0.0
+    if expected.dtype == object or got.dtype == object:
+        return 0.0 if np.array_equal(got.astype(object), expected.astype(object)) else float("inf")
+    return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))

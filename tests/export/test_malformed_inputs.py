@@ -106,3 +106,14 @@ def test_bad_modality_is_reported_missing(trained_model, served):
     good = trained_model.preprocessor.example_raw(1)
     out = call_signature(served, {**good, "image": [b"\x89PNG\r\n\x1a\n garbage"]})
     assert out["image_present"][0] == 0 and out["text_present"][0] == 1 and out["audio_present"][0] == 1
+
+
+def test_the_response_says_why_a_sample_is_missing(trained_model, served):
+    good = trained_model.preprocessor.example_raw(4)
+    images = [good["image"][0], b"", b"photos/cat.png", b"\x89PNG\r\n\x1a\n garbage"]
+    out = call_signature(served, {**good, "image": images, "text": ["a dog", "", "the cat", "a mat"]})
+    assert [s.decode() for s in out["image_status"]] == ["ok", "empty", "file_path_instead_of_bytes", "undecodable"]
+    np.testing.assert_array_equal(out["image_present"], [1, 0, 0, 0])
+    assert [s.decode() for s in out["text_status"]] == ["ok", "empty", "ok", "ok"] and out["valid"].all()
+    names = ["a", "b", "c"]  # given to export_saved_model
+    assert [n.decode() for n in out["class_name"]] == [names[i] for i in out["class_id"]]

@@ -35,7 +35,11 @@ def test_signatures_take_raw_named_inputs_with_dynamic_batch(exported):
     assert dtypes == {"image": "string", "text": "string", "audio": "float32"}
     assert default.inputs["image"].tensor_shape.dim[0].size == -1
     assert tf.dtypes.as_dtype(sigs["serving_wav"].inputs["audio"].dtype) == tf.string
-    assert {"probabilities", "class_id", "valid", "modality_weights", "image_present", "text_present", "audio_present"} == set(default.outputs)
+    features = ("image", "text", "audio")
+    assert {"probabilities", "class_id", "class_name", "valid", "modality_weights", *(f"{f}_present" for f in features),
+            *(f"{f}_status" for f in features)} == set(default.outputs)
+    strings = {"class_name", *(f"{f}_status" for f in features)}
+    assert set(sigs["serving_numeric"].outputs) == set(default.outputs) - strings
 
 
 def test_fresh_process_and_tf1_session_parity(trained_model, exported):
