@@ -12,6 +12,8 @@ import tensorflow_text  # noqa: F401  (registers the ops an export's tokenizer n
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from keras_mm.export.layout import latest_version_dir
+from keras_mm.naming import STATUS, input_name
+from keras_mm.preprocessing.status import warn_once_about
 
 
 def _column(values):
@@ -146,4 +148,7 @@ def call_signature(loaded, samples, signature_name="serving_default"):
             kwargs[feature] = tf.constant(pad_and_stack(values))
         else:
             kwargs[feature] = tf.convert_to_tensor(values, spec.dtype)
-    return {k: v.numpy() for k, v in fn(**kwargs).items()}
+    outputs = {k: v.numpy() for k, v in fn(**kwargs).items()}
+    suffix = input_name("", STATUS)  # "_status"
+    warn_once_about({k[: -len(suffix)]: v for k, v in outputs.items() if k.endswith(suffix)})
+    return outputs

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_mm.preprocessing.status import warn_once_about
+
 
 class MultimodalPreprocessor:
     """Applies each feature's preprocessor; usable in ``tf.data`` and in serving.
@@ -79,6 +81,8 @@ class MultimodalPreprocessor:
         for name, pre in self.feature_preprocessors.items():
             numeric, statuses[name] = pre.process_batch_with_status(x[name])
             out.update(numeric)
+        if tf.executing_eagerly():
+            warn_once_about({name: codes.numpy() for name, codes in statuses.items()})
         return out, statuses
 
     def _is_single_example(self, x):

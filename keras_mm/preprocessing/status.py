@@ -11,7 +11,13 @@ Example:
     array([b'ok', b'undecodable', b'file_path_instead_of_bytes'], dtype=object)
 """
 
+import logging
+
+import numpy as np
 import tensorflow as tf
+
+logger = logging.getLogger("keras_mm")
+_WARNED = set()
 
 #: status names by code; the serving signatures return the names as ``<feature>_status``.
 SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud")
@@ -52,3 +58,29 @@ def status_of_decoded(raw_bytes, valid):
     path = looks_like_file_path(raw_bytes)
     failed = tf.where(empty, EMPTY, tf.where(path, FILE_PATH, UNDECODABLE))
     return tf.where(valid, OK, failed)
+
+
+def warn_once_about(statuses):
+    """Log one warning per (feature, status) the first time a sample is missing for a reason other than "empty".
+
+    ``statuses``: ``{feature: status codes or names}`` (numpy, eager tensors).
+    Returns the warnings logged by this call. Empty fields are normal in
+    multimodal requests; corrupt files and paths sent instead of bytes are
+    usually a client bug, worth one line in the log.
+
+    Example:
+        >>> warn_once_about({"photo": np.array([b"ok", b"file_path_instead_of_bytes"])})
+        ["feature 'photo': a sample was marked missing: file_path_instead_of_bytes"]
+    """
+    logged = []
+    for feature, values in statuses.items():
+        for value in np.unique(np.asarray(values)):
+            name = SAMPLE_STATUSES[int(value)] if np.issubdtype(type(value), np.integer) else (
+                value.decode() if isinstance(value, bytes) else str(value))
+            if name in ("ok", "empty") or (feature, name) in _WARNED:
+                continue
+            _WARNED.add((feature, name))
+            message = f"feature {feature!r}: a sample was marked missing: {name}"
+            logger.warning("%s (the other samples and modalities are unaffected; logged once)", message)
+            logged.append(message)
+    return logged

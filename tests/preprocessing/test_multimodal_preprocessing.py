@@ -66,3 +66,22 @@ def test_wav_bytes_work_as_one_example_and_as_a_batch():
     assert batch["audio"].shape == (2, 4000) and batch["audio_present"].numpy().tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="Mixed single examples and batches"):
         model.preprocessor({"audio": wav, "image": raw["image"], "text": raw["text"]})
+
+
+def test_a_path_sent_as_image_bytes_is_reported_and_logged_once(caplog):
+    import logging
+
+    import keras_mm
+    from keras_mm.preprocessing import status
+
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+    raw = model.preprocessor.example_raw(2)
+    raw["image"] = np.array([raw["image"][0], b"holiday/IMG_0042.JPG"], dtype=object)
+    status._WARNED.discard(("image", "file_path_instead_of_bytes"))
+    with caplog.at_level(logging.WARNING, logger="keras_mm"):
+        numeric, statuses = model.preprocessor.process_batch_with_status(raw)
+        model.preprocessor.process_batch_with_status(raw)
+    assert statuses["image"].numpy().tolist() == [status.OK, status.FILE_PATH]
+    assert numeric["image_present"].numpy().tolist() == [1.0, 0.0]
+    warnings = [r.message for r in caplog.records if "file_path_instead_of_bytes" in r.getMessage()]
+    assert len(warnings) == 1
