@@ -26,9 +26,14 @@ def test_encoder_trains_in_a_model_and_reloads(name):
     labels = np.array([(i % 5) % 2 for i in range(8)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     before = model.evaluate(inputs, labels, verbose=0)[0]
+    encoder_weights = model.feature_encoders["x"].trainable_weights
+    initial = [w.numpy().copy() for w in encoder_weights]
     model.fit(inputs, labels, epochs=10, batch_size=8, verbose=0)
     after = model.evaluate(inputs, labels, verbose=0)[0]
     assert after < before, (before, after)
+    # the loss can fall through the head alone: check that training reached every encoder weight
+    untouched = [w.path for w, w0 in zip(encoder_weights, initial) if np.array_equal(w.numpy(), w0)]
+    assert encoder_weights and not untouched, untouched
     run_serialization_test(model, inputs)
 
 
