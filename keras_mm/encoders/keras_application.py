@@ -167,9 +167,12 @@ class VGG16Encoder(KerasApplicationEncoder):
     inside the model. Output: 512 features.
 
     Example:
-        >>> enc = VGG16Encoder(image_size=64, weights="/models/vgg16_notop.weights.h5")
+        >>> enc = VGG16Encoder(image_size=64)  # weights="/path/vgg16_notop.weights.h5" loads a local file
         >>> enc({"": np.zeros((1, 64, 64, 3), "float32")}).shape
         TensorShape([1, 512])
+        >>> VGG16Encoder(weights="imagenet")
+        Traceback (most recent call last):
+        ValueError: weights='imagenet' would download VGG16 weights at run time, and keras_mm never downloads. ...
     """
 
     application = staticmethod(keras.applications.VGG16)

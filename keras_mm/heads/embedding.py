@@ -23,10 +23,14 @@ class EmbeddingHead(Head):
         hidden_dims, dropout: see ``Head``.
 
     Example:
-        >>> model = keras_mm.build_model(encoders={"image": "small_cnn", "audio": "mfcc_cnn"},
-        ...                              head={"name": "embedding", "embedding_dim": 64, "margin": 0.3})
+        >>> model = keras_mm.build_model(encoders={"image": {"name": "small_cnn", "image_size": 16}},
+        ...                              head={"name": "embedding", "embedding_dim": 8, "margin": 0.3})
         >>> model.compile()          # triplet loss, batch-all mining
-        >>> model.fit(x, speaker_ids, batch_size=64)
+        >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        >>> identities = np.arange(8) % 2
+        >>> history = model.fit(x, identities, batch_size=4, epochs=1, verbose=0)
+        >>> model.predict(x, verbose=0).shape
+        (8, 8)
     """
 
     example_config = {"embedding_dim": 8}

@@ -35,7 +35,11 @@ class MultimodalModel(keras.Model):
         >>> model = keras_mm.build_model(encoders={"image": "small_cnn", "audio": "mfcc_cnn"},
         ...                              fusion="attention", num_classes=10)
         >>> model.compile()   # head defaults: loss and metrics
-        >>> model.fit(raw_ds.map(model.preprocessor).batch(32), epochs=3)
+        >>> raw = model.preprocessor.example_raw(8)    # {"image": PNG/JPEG bytes, "audio": waveforms}
+        >>> raw_ds = tf.data.Dataset.from_tensor_slices((raw, np.arange(8) % 10))
+        >>> history = model.fit(raw_ds.map(model.preprocessor).batch(4), epochs=1, verbose=0)
+        >>> sorted(model.input)
+        ['audio', 'audio_present', 'image', 'image_present']
     """
 
     def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, **kwargs):
@@ -117,7 +121,10 @@ class MultimodalModel(keras.Model):
         """A model sharing these weights that also outputs the fusion's extras.
 
         Example:
-            >>> weights = model.extras_model().predict(batch)["modality_weights"]
+            >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3)
+            >>> batch = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
+            >>> model.extras_model().predict(batch, verbose=0)["modality_weights"].shape
+            (2, 3)
         """
         if self.return_extras:
             return self
@@ -134,7 +141,10 @@ class MultimodalModel(keras.Model):
         """``keras.Model.compile`` whose loss and metrics default to the head's.
 
         Example:
+            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
             >>> model.compile()                      # head defaults, Adam
+            >>> model.loss
+            'sparse_categorical_crossentropy'
             >>> model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=["accuracy"])
         """
         if loss is None and self.head is not None:

@@ -24,8 +24,11 @@ def resolve_strategy(strategy="auto"):
     - ``None``: the default strategy.
 
     Example:
-        >>> resolve_strategy("mirrored").num_replicas_in_sync
-        2
+        >>> resolve_strategy(None).num_replicas_in_sync
+        1
+        >>> resolve_strategy("mirorred")
+        Traceback (most recent call last):
+        ValueError: strategy='mirorred' is not supported. Allowed: auto, mirrored, multi_worker, None, ...
     """
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
@@ -58,12 +61,24 @@ def split_cpu(num_devices=2):
     Lets ``MirroredStrategy`` run several replicas on a machine without GPUs,
     for tests and for trying distribution code locally.
 
+    Raises:
+        RuntimeError: when TensorFlow has already run an op in this process
+            (restart the kernel and call it first).
+
     Example:
-        >>> split_cpu(2); resolve_strategy("mirrored").num_replicas_in_sync
-        2
+        >>> # In a fresh process, first thing: split_cpu(2) gives MirroredStrategy 2 replicas.
+        >>> split_cpu(2)  # this process has already run TensorFlow ops
+        Traceback (most recent call last):
+        RuntimeError: split_cpu(2) must run before any TensorFlow op in the process ...
     """
     cpus = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"split_cpu({num_devices}) must run before any TensorFlow op in the process "
+            f"(restart the kernel or process and call it first): {error}"
+        ) from error
 
 
 def is_chief(strategy):
@@ -84,7 +99,10 @@ def distribute_global_batches(strategy, dataset, global_batch_size):
     does not split evenly (a final partial batch) are dropped with more than one replica.
 
     Example:
-        >>> dist = distribute_global_batches(strategy, ds.batch(64), 64)
+        >>> ds = tf.data.Dataset.range(8).map(lambda i: tf.cast(i, tf.float32))
+        >>> dist = distribute_global_batches(resolve_strategy(None), ds.batch(4), 4)
+        >>> [float(tf.reduce_sum(batch)) for batch in dist]
+        [6.0, 22.0]
     """
     replicas = strategy.num_replicas_in_sync
     if replicas == 1:
