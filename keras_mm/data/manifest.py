@@ -247,11 +247,17 @@ class Manifest:
         return cells, present
 
     def load_feature(self, feature, cell, present, options):
-        """One feature of one row with TensorFlow ops (the per-row function of the dataset, and of :meth:`load_row`)."""
+        """One feature of one row with TensorFlow ops (the per-row function of the dataset, and of :meth:`load_row`).
+
+        ``present`` is a bool tensor, or a Python bool when known in advance
+        (a column without blanks needs no ``tf.cond``).
+        """
         modality = get_modality(self.modalities[feature])
         if not modality.reads_files:
             return cell
         empty = tf.constant(modality.empty_raw(), modality.raw_dtype)
+        if isinstance(present, bool):
+            return modality.load_graph(cell, **options.get(feature, {})) if present else empty
         return tf.cond(present, lambda: modality.load_graph(cell, **options.get(feature, {})), lambda: empty)
 
     def load_row_tensors(self, index, options=None):
@@ -261,7 +267,7 @@ class Manifest:
         example = {}
         for feature, column in self.features.items():
             try:
-                example[feature] = self.load_feature(feature, tf.constant(cells[feature]), tf.constant(present[feature]), options)
+                example[feature] = self.load_feature(feature, tf.constant(cells[feature]), present[feature], options)
             except Exception as error:  # noqa: BLE001  -- re-raised with the row named
                 value = self.rows[index].get(column)
                 where = f" ({cells[feature]})" if cells[feature] != value else ""
@@ -446,21 +452,21 @@ def _preprocess_in_chunks(ds, preprocessor, deterministic, rows):
 def _raw_dataset(manifest, options, deterministic=True):
     """Raw examples (and labels) of every manifest row, read by a parallel ``tf.data`` map (in manifest order by default)."""
     rows = [manifest.cells(i) for i in range(len(manifest))]
+    present = {f: np.array([p[f] for _, p in rows], bool) for f in manifest.features}
     columns = {
         "index": np.arange(len(manifest), dtype=np.int64),
         "cells": {f: [cells[f] for cells, _ in rows] for f in manifest.features},
-        "present": {f: np.array([present[f] for _, present in rows], bool) for f in manifest.features},
+        "present": {f: column for f, column in present.items() if not column.all()},  # only columns with blanks
     }
     if manifest.labels is not None:
         columns["label"] = manifest.labels
 
     def load(row):
-        example = {f: manifest.load_feature(f, row["cells"][f], row["present"][f], options) for f in manifest.features}
+        example = {f: manifest.load_feature(f, row["cells"][f], row["present"].get(f, True), options) for f in manifest.features}
         return (row["index"], example) + ((row["label"],) if "label" in row else ())
 
     ds = tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = _raise_naming_failed_rows(ds, manifest, options, deterministic)
-    ds = ds.map(lambda index, example, *label: (example, *label) if label else example)
     return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
 
 
@@ -470,10 +476,12 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
     A graph has no try/except. Failing rows are dropped (``ignore_errors``,
     which logs the op's error) and noticed from the row indices that arrive:
     in manifest order a skipped index is the failed row, found at once;
-    otherwise the count is checked at the end of the epoch. The row is then
-    loaded again eagerly (:meth:`Manifest.load_row_tensors`), which raises
-    with the line, column and file. This costs a few ops per row; wrapping
-    each row's loading in its own one-element dataset halved throughput.
+    otherwise the count is checked at the end of the epoch (an end marker
+    is read only when rows are missing: ``take(n)`` stops before it). The
+    row is then loaded again eagerly (:meth:`Manifest.load_row_tensors`),
+    which raises with the line, column and file. The index is dropped from
+    the elements here. This costs two ops per row; wrapping each row's
+    loading in its own one-element dataset halved throughput.
     """
     n = len(manifest)
     end = tf.data.Dataset.from_tensors(tf.nest.map_structure(_empty_value, ds.element_spec))
@@ -500,11 +508,11 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
         checked = tf.cond(failed, lambda: tf.numpy_function(report, [expected, count, total], tf.bool, stateful=True),
                           lambda: tf.constant(True))
         with tf.control_dependencies([checked]):
-            return (index + 1, count + 1, total + tf.maximum(index, 0)), element
+            example = tf.nest.map_structure(tf.identity, element[1:])
+            return (index + 1, count + 1, total + tf.maximum(index, 0)), example if len(example) > 1 else example[0]
 
     state = (tf.constant(0, tf.int64),) * 3
-    ds = ds.ignore_errors(log_warning=True).concatenate(end).scan(state, check)
-    return ds.filter(lambda index, *rest: index >= 0)
+    return ds.ignore_errors(log_warning=True).concatenate(end).scan(state, check).take(n)
 
 
 def _empty_value(spec):
