@@ -158,3 +158,31 @@ def test_a_custom_encoder_without_sequences_gets_a_clear_error():
 
     with pytest.raises(ValueError, match="do not return them: add a return_sequence=False argument"):
         MultimodalModel({"image": PooledOnly()}, CrossAttentionFusion())
+
+
+def test_late_fusion_averages_decisions_over_the_present_modalities(rng):
+    from keras_mm.fusions import LateFusion
+
+    features = {"audio": rng.normal(size=(2, 4)).astype("float32"), "image": rng.normal(size=(2, 5)).astype("float32")}
+    fusion = LateFusion(decision_dim=3)
+    out = fusion(features, {"audio": np.array([0.0, 1.0], "float32"), "image": np.ones(2, "float32")})
+    audio, image = (fusion.decisions[k](features[k]).numpy() for k in ("audio", "image"))
+    # sample 0 lost its audio: its fused vector is the image decision alone
+    np.testing.assert_allclose(out["fused"][0], image[0], atol=1e-6)
+    # sample 1 has both: the learned weights start equal
+    np.testing.assert_allclose(out["fused"][1], 0.5 * (audio[1] + image[1]), atol=1e-6)
+    np.testing.assert_allclose(out["modality_weights"], [[0.0, 1.0], [0.5, 0.5]], atol=1e-6)
+
+
+def test_hierarchical_fusion_pairs(rng):
+    from keras_mm.fusions import HierarchicalFusion
+
+    features = {k: rng.normal(size=(2, 3)).astype("float32") for k in ("audio", "image", "text")}
+    every_pair = HierarchicalFusion(pair_dim=4, units=5)
+    every_pair(features)
+    assert sorted(every_pair.pair_layers) == ["audio__image", "audio__text", "image__text"]
+    chosen = HierarchicalFusion(pair_dim=4, units=5, pairs=[["image", "text"]])
+    chosen(features)
+    assert list(chosen.pair_layers) == ["image__text"] and chosen.top.kernel.shape == (4, 5)
+    with pytest.raises(ValueError, match=r"pairs name \['caption'\], not features of the model \(audio, image, text\)"):
+        HierarchicalFusion(pairs=[["image", "caption"]])(features)
