@@ -39,7 +39,11 @@ class MultimodalPreprocessor:
         return {name: pre.raw_spec for name, pre in self.feature_preprocessors.items()}
 
     def example_raw(self, batch_size, seed=0):
-        """A raw batch ``{feature: numpy values}`` of valid samples, e.g. for a smoke test.
+        """A raw batch ``{feature: numpy values}`` for smoke tests and examples.
+
+        Values are well-formed, but a feature may include empty samples, which
+        count as missing (``<feature>_present`` 0): the built-in text
+        preprocessors give an empty text at every fifth position from the third.
 
         Example:
             >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
