@@ -49,8 +49,13 @@ def export_saved_model(model, path, version=None, class_names=None, warmup_sampl
         the version directory.
 
     Example:
-        >>> keras_mm.export_saved_model(model, "saved_models/digits")
-        'saved_models/digits/1'
+        >>> import os, tempfile
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> base = os.path.join(tempfile.mkdtemp(), "digits")
+        >>> os.path.relpath(keras_mm.export_saved_model(model, base), base)
+        '1'
+        >>> os.path.relpath(keras_mm.export_saved_model(model, base), base)
+        '2'
     """
     version = next_version(path) if version is None else int(version)
     final = os.path.join(path, str(version))

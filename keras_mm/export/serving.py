@@ -43,8 +43,10 @@ def rest_request(samples, format="row", signature_name="serving_default"):
     the graph receives the raw bytes.
 
     Example:
-        >>> body = rest_request({"image": [open("a.jpg", "rb").read()], "text": ["a dog"]})
-        >>> requests.post("http://localhost:8501/v1/models/digits:predict", data=body)
+        >>> body = rest_request({"image": [b"\\x89PNG"], "text": ["a dog"]})
+        >>> json.loads(body)["instances"]
+        [{'image': {'b64': 'iVBORw=='}, 'text': 'a dog'}]
+        >>> # POST it to http://<server>:8501/v1/models/<name>:predict
     """
     if format not in ("row", "columnar"):
         raise ValueError(f"format={format!r} is not supported. Allowed: row, columnar")
@@ -64,8 +66,10 @@ def grpc_request(samples, model_name, signature_name="serving_default", version=
     """Build a ``tensorflow_serving.apis.predict_pb2.PredictRequest`` for TF Serving's gRPC API.
 
     Example:
-        >>> request = grpc_request({"image": [jpeg], "text": ["a dog"], "audio": [wave]}, "digits")
-        >>> stub.Predict(request, timeout=5.0)
+        >>> request = grpc_request({"text": ["a dog"], "audio": [np.zeros(4, "float32")]}, "digits")
+        >>> request.model_spec.name, [d.size for d in request.inputs["audio"].tensor_shape.dim]
+        ('digits', [1, 4])
+        >>> # then: PredictionServiceStub(grpc.insecure_channel("<server>:8500")).Predict(request, 5.0)
     """
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
@@ -108,7 +112,11 @@ def write_warmup_requests(path, samples, signature_name="serving_default", num_r
     """Write TF Serving warm-up records (``assets.extra/tf_serving_warmup_requests``).
 
     Example:
-        >>> write_warmup_requests("export/1/assets.extra/tf_serving_warmup_requests", raw_batch)
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "tf_serving_warmup_requests")
+        >>> write_warmup_requests(path, {"text": ["a dog", "a cat"]}, num_records=2)
+        >>> sum(1 for _ in tf.data.TFRecordDataset(path))
+        2
     """
     request = grpc_request(samples, model_name="warmup", signature_name=signature_name)
     with tf.io.TFRecordWriter(path) as writer:
@@ -124,8 +132,13 @@ def load_saved_model(path):
     module imports.
 
     Example:
-        >>> served = load_saved_model("saved_models/digits")
-        >>> served.signatures["serving_default"](image=tf.constant([jpeg]), text=tf.constant(["a dog"]), ...)
+        >>> import tempfile
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> base = tempfile.mkdtemp()
+        >>> version_dir = keras_mm.export_saved_model(model, base)
+        >>> served = load_saved_model(base)      # the highest version under base
+        >>> sorted(served.signatures)
+        ['serving_default', 'serving_numeric', 'serving_wav']
     """
     return tf.saved_model.load(latest_version_dir(path))
 
@@ -134,8 +147,14 @@ def call_signature(loaded, samples, signature_name="serving_default"):
     """Call a loaded export's signature with ``{feature: list of raw values}``; numpy outputs.
 
     Example:
-        >>> out = call_signature(load_saved_model("saved_models/digits"), {"image": [jpeg], ...})
-        >>> out["class_id"]
+        >>> import tempfile
+        >>> model = keras_mm.build_model(preset="tiny_concat", class_names=["cat", "dog", "emu"])
+        >>> base = tempfile.mkdtemp()
+        >>> version_dir = keras_mm.export_saved_model(model, base)
+        >>> raw = model.preprocessor.example_raw(2)     # {"image": bytes, "text": str, "audio": waveforms}
+        >>> out = call_signature(load_saved_model(base), {**raw, "image": [raw["image"][0], b""]})
+        >>> out["class_name"].shape, out["image_status"].tolist()
+        ((2,), [b'ok', b'empty'])
     """
     fn = loaded.signatures[signature_name]
     specs = fn.structured_input_signature[1]

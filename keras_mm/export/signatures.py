@@ -20,8 +20,11 @@ class ServingFunctions:
     which TFLite converts.
 
     Example:
+        >>> model = keras_mm.build_model(preset="tiny_concat", class_names=["cat", "dog", "emu"])
         >>> fns = ServingFunctions(model)
-        >>> fns.raw({"image": jpeg_batch, "text": texts, "audio": waves})["class_id"]
+        >>> out = fns.raw(model.preprocessor.example_raw(2))
+        >>> out["class_name"].shape, out["text_status"].numpy().tolist()
+        (TensorShape([2]), [b'ok', b'ok'])
     """
 
     def __init__(self, model, class_names=None):

@@ -34,8 +34,11 @@ def export_tflite(model, path, quantization=None, representative_data=None):
         the size of the file in bytes.
 
     Example:
-        >>> keras_mm.export_tflite(model, "model.tflite", quantization="float16")
-        >>> interpreter = TFLiteModel("model.tflite"); interpreter.predict(numeric_batch)
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> size = keras_mm.export_tflite(model, "model.tflite", quantization="float16")
+        >>> numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
+        >>> TFLiteModel("model.tflite").predict(numeric)["probabilities"].shape
+        (2, 3)
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not supported. Allowed: None, dynamic, float16, int8")
@@ -73,8 +76,12 @@ class TFLiteModel:
     """Runs an exported ``.tflite`` file on numeric input dicts (any batch size).
 
     Example:
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> size = keras_mm.export_tflite(model, "model.tflite")
+        >>> numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
         >>> lite = TFLiteModel("model.tflite")
-        >>> lite.predict(model.preprocessor.process_batch(raw))["probabilities"]
+        >>> float(np.abs(lite.predict(numeric)["probabilities"] - model.predict(numeric, verbose=0)).max()) < 1e-5
+        True
     """
 
     def __init__(self, path, num_threads=None):

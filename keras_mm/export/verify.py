@@ -69,9 +69,13 @@ def verify_export(model, path, samples, signature="serving_default", atol=1e-5, 
         (TF1 session), per-output diffs, and ``ok``.
 
     Example:
-        >>> report = keras_mm.verify_export(model, "saved_models/digits", raw_batch)
-        >>> report["ok"], report["max_abs_diff"]
-        (True, 2.9e-07)
+        >>> import tempfile
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> base = tempfile.mkdtemp()
+        >>> version_dir = keras_mm.export_saved_model(model, base)
+        >>> report = keras_mm.verify_export(model, base, model.preprocessor.example_raw(3))
+        >>> report["ok"], report["max_abs_diff"] <= 1e-5
+        (True, True)
     """
     version_dir = latest_version_dir(path)
     fns = ServingFunctions(model)
