@@ -440,11 +440,18 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
 
 #: rows per preprocessor call: one vectorised image decode / tokenizer call per chunk instead of per row
 PREPROCESS_CHUNK = 32
+#: chunks preprocessed at once. The image and WAV-bytes preprocessors already decode with 4 parallel calls
+#: each (map_isolating_failures); AUTOTUNE on top oversubscribed 2 cores (314 vs 461 rows/s, AV-Digits).
+PREPROCESS_PARALLELISM = max(1, (os.cpu_count() or 1) // 4)
 
 
 def _preprocess_in_chunks(ds, preprocessor, deterministic, rows):
     """``preprocessor`` on ragged chunks of raw rows, unbatched again: the same values as row by row, ~2x cheaper."""
-    ds = ds.ragged_batch(PREPROCESS_CHUNK).map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.ragged_batch(PREPROCESS_CHUNK)
+    if PREPROCESS_PARALLELISM > 1:
+        ds = ds.map(preprocessor, num_parallel_calls=PREPROCESS_PARALLELISM, deterministic=deterministic)
+    else:  # the loading map before it still runs in parallel with it
+        ds = ds.map(preprocessor)
     ds = ds.unbatch()
     return ds if rows is None else ds.apply(tf.data.experimental.assert_cardinality(rows))
 
