@@ -36,9 +36,6 @@ ENTRY_POINTS = {"keras_mm.cli", "keras_mm.demo"}
 PENDING = {
     "keras_mm.demo imports keras_mm at module level",
     "keras_mm.data.manifest imports keras_mm.data.augmentation inside a function",
-    "keras_mm.datasets.av_digits imports keras_mm.data inside a function",
-    "keras_mm.models.builder imports keras_mm.presets inside a function",
-    "keras_mm.training.trainer imports keras_mm.models.builder inside a function",
 }
 
 

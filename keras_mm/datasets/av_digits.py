@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keras_mm.data import from_manifest
+
 #: Debian package -> asterisk voice directory (one real speaker each).
 RECORDED_VOICES = {
     "asterisk-core-sounds-en-wav": "en_US_f_Allison",
@@ -168,8 +170,6 @@ class AVDigits:
 
     def dataset(self, split, model=None, **kwargs):
         """``keras_mm.data.from_manifest`` on one split (``"train"``, ``"val"`` or ``"test"``)."""
-        from keras_mm.data import from_manifest
-
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not a split of av_digits. Allowed: {', '.join(SPLITS)}")
         return from_manifest(self.manifest, model=model, split=split, features=kwargs.pop("features", None)

@@ -4,6 +4,7 @@ import dataclasses
 
 from keras_mm.config import ModelConfig
 from keras_mm.models.multimodal_model import MultimodalModel
+from keras_mm.presets import preset_config
 from keras_mm.registry import ENCODERS, FUSIONS, HEADS, constructor_arguments, validate_kwargs
 
 
@@ -102,8 +103,6 @@ def _resolve_config(given, config, preset):
     if preset is not None:
         if config is not None:
             raise ValueError("Pass either preset= (with overrides) or config=, not both.")
-        from keras_mm.presets import preset_config
-
         return preset_config(preset, **given)
     if config is not None:
         if given:

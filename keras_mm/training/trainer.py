@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_mm.config import ModelConfig
+from keras_mm.models.builder import build_model
 from keras_mm.training.early_stopping import EarlyStopping
 from keras_mm.training.epoch_logger import EpochLogger
 from keras_mm.training.state import TrainingHistory, TrainState
@@ -36,8 +37,6 @@ def _build(model, strategy, mixed_precision):
     try:
         with strategy.scope():
             if isinstance(model, (ModelConfig, dict)):
-                from keras_mm.models.builder import build_model
-
                 return build_model(model)
             if callable(model):
                 return model()
