@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities import get_modality, load_audio_file
+from keras_mm.naming import presence_name
+from keras_mm.preprocessing.status import SAMPLE_STATUSES
 from keras_mm.registry import MODALITIES
 
 logger = logging.getLogger("keras_mm")
@@ -386,17 +388,20 @@ def from_manifest(
             class_names = model.class_names
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
     options = manifest.load_options(model, sample_rate)
+    check = None
+    if preprocessor is not None and deterministic and hasattr(preprocessor, "process_batch_with_status"):
+        check = _unusable_file_check(manifest, options, preprocessor)
     ds = finish_dataset(
         manifest.raw_dataset(options, deterministic), manifest.modalities, preprocessor=preprocessor, batch_size=batch_size,
         shuffle=shuffle, shuffle_buffer=len(manifest), seed=seed, cache=cache, augment=augment, strategy=strategy,
-        deterministic=deterministic, rows=len(manifest),
+        deterministic=deterministic, rows=len(manifest), check=check,
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
 
 
 def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuffle=False, shuffle_buffer=None, seed=0,
-                   cache=False, augment=None, strategy=None, deterministic=True, rows=None):
+                   cache=False, augment=None, strategy=None, deterministic=True, rows=None, check=None):
     """The steps after loading raw examples, shared by ``from_manifest`` and ``from_tfrecords``.
 
     preprocess (chunks of rows) -> cache -> augment (per example) -> shuffle -> batch -> prefetch.
@@ -407,6 +412,7 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
         preprocessor, batch_size, shuffle, seed, cache, augment, strategy, deterministic: as in :func:`from_manifest`.
         shuffle_buffer: examples in the shuffle buffer (the whole dataset for manifests).
         rows: number of examples, when known (kept as the dataset's cardinality).
+        check: optional function applied to the preprocessed dataset (in row order) before caching.
 
     Example:
         >>> raw = tf.data.Dataset.from_tensor_slices(({"text": ["a dog", "a cat"]}, [0, 1]))
@@ -423,6 +429,8 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
     ds = raw
     if preprocessor is not None:
         ds = _preprocess_in_chunks(ds, preprocessor, deterministic, rows)
+        if check is not None:
+            ds = check(ds)
     if cache:
         ds = ds.cache()
     if augment:
@@ -520,6 +528,48 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
 
     state = (tf.constant(0, tf.int64),) * 3
     return ds.ignore_errors(log_warning=True).concatenate(end).scan(state, check).take(n)
+
+
+def _unusable_file_check(manifest, options, preprocessor):
+    """A dataset transform that raises ``ValueError`` naming the row when a file loads but cannot be used.
+
+    A corrupt image is read fine as bytes and only fails in the preprocessor,
+    which marks it missing (right at serving time, silent label noise in
+    training). Rows whose cell is filled but whose ``<feature>_present`` is
+    0 are re-run eagerly through ``process_batch_with_status``; a status other
+    than ``ok``/``empty`` (an empty status is e.g. a silent clip) raises with
+    the manifest line, column, file and reason. Runs in manifest order.
+    """
+    rows = [manifest.cells(i) for i in range(len(manifest))]
+    filled = {f: np.array([present[f] for _, present in rows], bool) for f in manifest.features}
+    flags = {f: presence_name(f) for f in manifest.features}
+
+    def report(index, feature):
+        index, feature = int(index), feature.decode()
+        raw = {f: tf.expand_dims(v, 0) for f, v in manifest.load_row_tensors(index, options).items()}
+        _, statuses = preprocessor.process_batch_with_status(raw)
+        reason = SAMPLE_STATUSES[int(statuses[feature][0])]
+        if reason not in ("ok", "empty"):
+            column = manifest.features[feature]
+            raise ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}={manifest.rows[index].get(column)!r} "
+                             f"({rows[index][0][feature]}) cannot be used: {reason}. Fix or remove the row.")
+        return True
+
+    def check_row(index, element):
+        x = element[0] if isinstance(element, tuple) else element
+        checks = []
+        for feature, flag in flags.items():
+            suspicious = tf.logical_and(tf.gather(filled[feature], index), tf.equal(x[flag], 0.0))
+            checks.append(tf.cond(suspicious, lambda f=feature: tf.numpy_function(report, [index, f], tf.bool, stateful=True),
+                                  lambda: tf.constant(True)))
+        with tf.control_dependencies(checks):
+            return tf.nest.map_structure(tf.identity, element)
+
+    def apply(ds):
+        indexed = tf.data.Dataset.zip(tf.data.Dataset.range(len(manifest)), ds)
+        return indexed.map(check_row).apply(tf.data.experimental.assert_cardinality(len(manifest)))
+
+    return apply
 
 
 def _empty_value(spec):

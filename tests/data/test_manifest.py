@@ -208,3 +208,16 @@ def test_blank_cells_give_the_modality_empty_value(tmp_path):
     examples = [x for x, _ in from_manifest(str(path), sample_rate=16000)]
     assert examples[0]["audio"].shape == (6002,) and examples[0]["text"].numpy() == b"a dog"
     assert examples[1]["audio"].shape == (0,) and examples[1]["text"].numpy() == b""
+
+
+def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_path, model):
+    # the bytes load fine; only the decoder fails: at serving time that marks the sample missing,
+    # in a training pipeline it must not silently become an image-less row
+    shutil.copytree(SAMPLE_DIR, tmp_path / "s")
+    path = str(tmp_path / "s" / "manifest.csv")
+    row = Manifest(path).rows[5]
+    (tmp_path / "s" / row["image"]).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    ds = from_manifest(path, model=model, batch_size=16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"manifest.csv, line 7: image='images/.*\.png' .* cannot be used: undecodable"):
+        for _ in ds:
+            pass
