@@ -45,20 +45,6 @@ def run(output_dir="saved_models/demo", epochs=40, batch_size=32, seed=0, export
     """
     keras.utils.set_random_seed(seed)
     manifest = keras_mm.datasets.sample_manifest_path()
-    config = keras_mm.ModelConfig(
-        encoders={
-            "image": {"name": "small_cnn", "image_size": 32, "filters": [32, 64]},
-            "text": text_encoder_spec(),
-            "audio": {"name": "mfcc_cnn", "num_samples": 16000, "filters": [32, 64]},
-        },
-        fusion={"name": "attention", "projection_dim": 64},
-        head={"name": "classification", "dropout": 0.2},
-        num_classes=10,
-        # drop whole modalities per sample in training, so the model still
-        # answers when a request's image/text/audio is missing or corrupt
-        modality_dropout=0.25,
-        name="digits_demo",
-    )
 
     def train_data(model):
         return keras_mm.data.from_manifest(
@@ -70,64 +56,92 @@ def run(output_dir="saved_models/demo", epochs=40, batch_size=32, seed=0, export
 
     start = time.time()
     model, history = keras_mm.train(
-        config, train_data, test_data, epochs=epochs, strategy="auto", learning_rate=2e-3,
+        demo_config(), train_data, test_data, epochs=epochs, strategy="auto", learning_rate=2e-3,
         checkpoint_dir=os.path.join(output_dir, "checkpoints"),
     )
     train_seconds = time.time() - start
     model.summary(line_length=100)
     test = test_data(model)
-    print(f"\n== evaluation on {len(test.manifest)} held-out rows ==")
-    report = keras_mm.evaluate(model, test, class_names=WORDS, output_dir=os.path.join(output_dir, "report"), history=history)
-    print("\n== robustness (accuracy) ==")
-    robustness = keras_mm.evaluate_robustness(model, test, output_dir=os.path.join(output_dir, "report"))
-    metrics = {
-        "test_accuracy": report.metrics["accuracy"],
-        "test_macro_f1": report.metrics["macro_f1"],
-        "test_rows": len(test.manifest),
-        "train_seconds": round(train_seconds, 1),
-        "mean_modality_weights": report.modality_weights["overall"],
-        "accuracy_without": robustness.removed,
-    }
+    metrics = {**_evaluate(model, test, history, os.path.join(output_dir, "report")), "train_seconds": round(train_seconds, 1)}
     print(f"\ntraining time: {train_seconds:.1f}s; plots and report.json in {os.path.join(output_dir, 'report')}")
 
     os.makedirs(output_dir, exist_ok=True)
     model_path = os.path.join(output_dir, "model.keras")
     model.save(model_path)
+    print(f"saved {model_path}")
+    metrics["export"] = _export_and_verify(model, test.manifest, export_dir)
+    metrics["fresh_process_prediction"] = _predict_in_fresh_process(test.manifest, export_dir)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
-    print(f"saved {model_path} and metrics.json")
+    return metrics
 
-    # Export for TF Serving (raw inputs), check it, and call it from a fresh process.
-    options = test.manifest.load_options(model)
-    examples = [test.manifest.load_row(i, options) for i in range(4)]
+
+def demo_config():
+    """The demo's model: small CNN (32 px) + MiniLM BERT (frozen) + MFCC-CNN, attention fusion."""
+    return keras_mm.ModelConfig(
+        encoders={
+            "image": {"name": "small_cnn", "image_size": 32, "filters": [32, 64]},
+            "text": text_encoder_spec(),
+            "audio": {"name": "mfcc_cnn", "num_samples": 16000, "filters": [32, 64]},
+        },
+        fusion={"name": "attention", "projection_dim": 64},
+        head={"name": "classification", "dropout": 0.2},
+        class_names=WORDS,
+        # drop whole modalities per sample in training, so the model still
+        # answers when a request's image/text/audio is missing or corrupt
+        modality_dropout=0.25,
+        name="digits_demo",
+    )
+
+
+def _evaluate(model, test, history, report_dir):
+    print(f"\n== evaluation on {len(test.manifest)} held-out rows ==")
+    report = keras_mm.evaluate(model, test, output_dir=report_dir, history=history)
+    print("\n== robustness (accuracy) ==")
+    robustness = keras_mm.evaluate_robustness(model, test, output_dir=report_dir)
+    return {
+        "test_accuracy": report.metrics["accuracy"],
+        "test_macro_f1": report.metrics["macro_f1"],
+        "test_rows": len(test.manifest),
+        "mean_modality_weights": report.modality_weights["overall"],
+        "accuracy_without": robustness.removed,
+    }
+
+
+def _export_and_verify(model, manifest, export_dir):
+    """Export for TF Serving (raw inputs) and compare a fresh-process reload with the model."""
+    options = manifest.load_options(model)
+    examples = [manifest.load_row(i, options) for i in range(4)]
     samples = {feature: [example[feature] for example in examples] for feature in model.features}
-    version_dir = keras_mm.export_saved_model(model, export_dir, class_names=WORDS, warmup_samples=samples)
+    version_dir = keras_mm.export_saved_model(model, export_dir, warmup_samples=samples)
     parity = keras_mm.verify_export(model, export_dir, samples)
-    metrics["export"] = {
+    export = {
         "path": version_dir,
         "size_mb": round(_dir_size(version_dir) / 1e6, 2),
         "fresh_process_max_abs_diff": parity["max_abs_diff"],
         "tf1_session_max_abs_diff": parity["session_max_abs_diff"],
     }
-    print(f"exported {version_dir} ({metrics['export']['size_mb']} MB); reload parity: "
+    print(f"exported {version_dir} ({export['size_mb']} MB); reload parity: "
           f"{parity['max_abs_diff']:.2e} (fresh process), {parity['session_max_abs_diff']:.2e} (TF1 session)")
-    row = rows[0]
-    root = test.manifest.root
+    return export
+
+
+def _predict_in_fresh_process(manifest, export_dir):
+    """``keras-mm predict`` on the first test row's raw files, as a user would call it."""
+    row = manifest.rows[0]
     command = [
         sys.executable, "-m", "keras_mm.cli", "predict", "--model", export_dir, "--compact",
-        "--image", os.path.join(root, row["image"]), "--text", row["text"], "--audio", os.path.join(root, row["audio"]),
+        "--image", manifest.resolve(row["image"]), "--text", row["text"], "--audio", manifest.resolve(row["audio"]),
     ]
     print("calling the export from a fresh process:", " ".join(command[1:]))
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:
         raise RuntimeError(f"predict from a fresh process failed:\n{result.stderr[-3000:]}")
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"  true label: {WORDS[int(row['label'])]}, predicted: {answer['class_name']} "
+    truth = WORDS[int(manifest.labels[0])]
+    print(f"  true label: {truth}, predicted: {answer['class_name']} "
           f"(p={max(answer['probabilities']):.3f}), modality weights: {[round(w, 3) for w in answer['modality_weights']]}")
-    metrics["fresh_process_prediction"] = {"label": WORDS[int(row["label"])], "predicted": answer["class_name"]}
-    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    return metrics
+    return {"label": truth, "predicted": answer["class_name"]}
 
 
 def _dir_size(path):

@@ -157,15 +157,15 @@ class Manifest:
         """Class names of every row (all splits), or the caller's ``class_names``."""
         if self.label is None:
             return None
+        cells = {c for _, row in numbered for c in self._cells(row)}
+        # integer labels are class ids (named by class_names when given), used as they are
+        self.integer_ids = not self.multilabel and bool(cells) and all(_is_int(c) for c in cells)
         if class_names is not None:
             class_names = [str(c) for c in class_names]
             if len(set(class_names)) != len(class_names):
                 raise ValueError(f"class_names has duplicates: {class_names}")
             return class_names
-        cells = {c for _, row in numbered for c in self._cells(row)}
-        if not self.multilabel and cells and all(_is_int(c) for c in cells):
-            return None  # integer ids are used as they are
-        return sorted(cells)
+        return None if self.integer_ids else sorted(cells)
 
     def _validate(self, numbered):
         kept, skipped = [], []
@@ -194,11 +194,14 @@ class Manifest:
             cells = self._cells(row)
             if not self.multilabel and cells == [""]:
                 return f"{self.label} is empty"
-            if self.class_names is not None:
+            if self.integer_ids:
+                if self.class_names is not None and not 0 <= int(cells[0]) < len(self.class_names):
+                    return f"{self.label}={cells[0]} is not a class id of the {len(self.class_names)} class names (0..{len(self.class_names) - 1})"
+            elif self.class_names is not None:
                 unknown = [c for c in cells if c not in self.class_names]
                 if unknown:
                     return f"{self.label}={unknown[0]!r} is not one of the class names {self.class_names}"
-            elif not self.multilabel and not _is_int(cells[0]):
+            elif self.class_names is None and not self.multilabel and not _is_int(cells[0]):
                 return f"{self.label}={cells[0]!r} is not an integer class id"
         return None
 
@@ -212,7 +215,7 @@ class Manifest:
                 for part in self._cells(row):
                     labels[i, index[part]] = 1.0
             return labels
-        if self.class_names is None:
+        if self.integer_ids:
             return np.array([int(self._cells(row)[0]) for _, row in kept], np.int64)
         index = {n: i for i, n in enumerate(self.class_names)}
         return np.array([index[self._cells(row)[0]] for _, row in kept], np.int64)

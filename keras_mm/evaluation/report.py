@@ -96,62 +96,68 @@ class EvaluationReport:
         import matplotlib.pyplot as plt
 
         os.makedirs(output_dir, exist_ok=True)
-        paths = []
+        figures = []
         if self.confusion is not None:
-            names = self.class_names or [str(i) for i in range(len(self.confusion))]
-            fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
-            image = ax.imshow(self.confusion, cmap="Blues")
-            ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-            ax.set_yticks(range(len(names)), names)
-            ax.set_xlabel("predicted")
-            ax.set_ylabel("true")
-            ax.set_title(f"Confusion matrix (accuracy {self.metrics['accuracy']:.3f})")
-            for (i, j), count in np.ndenumerate(self.confusion):
-                ax.text(j, i, str(count), ha="center", va="center", color="white" if count > self.confusion.max() / 2 else "black", fontsize=8)
-            fig.colorbar(image, ax=ax)
-            fig.tight_layout()
-            paths.append(os.path.join(output_dir, "confusion_matrix.png"))
-            fig.savefig(paths[-1], dpi=120)
-            plt.close(fig)
+            figures.append(("confusion_matrix.png", self._plot_confusion(plt)))
         if self.modality_weights:
-            per_class = self.modality_weights.get("per_class")
-            fig, ax = plt.subplots(figsize=(8, 3.5))
-            features = list(self.modality_weights["overall"])
-            if per_class:
-                groups = list(per_class)
-                width = 0.8 / len(features)
-                for k, feature in enumerate(features):
-                    ax.bar(np.arange(len(groups)) + k * width, [per_class[g][feature] for g in groups], width, label=feature)
-                ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45, ha="right")
-            else:
-                ax.bar(features, [self.modality_weights["overall"][f] for f in features])
-            ax.set_ylabel("mean attention weight")
-            ax.set_title("Which modality the model relied on" + (" (by true class)" if per_class else ""))
-            if per_class:  # outside the axes: it hid the last class's bars
-                ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-            fig.tight_layout()
-            paths.append(os.path.join(output_dir, "modality_weights.png"))
-            fig.savefig(paths[-1], dpi=120)
-            plt.close(fig)
+            figures.append(("modality_weights.png", self._plot_modality_weights(plt)))
         if history is not None:
-            logs = history.history if hasattr(history, "history") else history
-            keys = [k for k in logs if not k.startswith("val_")]
-            fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
-            for ax, key in zip(axes[0], keys):
-                ax.plot(range(1, len(logs[key]) + 1), logs[key], label="train")
-                if f"val_{key}" in logs:
-                    ax.plot(range(1, len(logs[f"val_{key}"]) + 1), logs[f"val_{key}"], label="validation")
-                ax.set_xlabel("epoch")
-                ax.set_title(key)
-                ax.legend()
+            figures.append(("training_curves.png", _plot_history(plt, history)))
+        paths = []
+        for name, fig in figures:
             fig.tight_layout()
-            paths.append(os.path.join(output_dir, "training_curves.png"))
+            paths.append(os.path.join(output_dir, name))
             fig.savefig(paths[-1], dpi=120)
             plt.close(fig)
         with open(os.path.join(output_dir, "report.json"), "w") as f:
             json.dump(self.to_dict(), f, indent=2)
         paths.append(os.path.join(output_dir, "report.json"))
         return paths
+
+    def _plot_confusion(self, plt):
+        names = self.class_names or [str(i) for i in range(len(self.confusion))]
+        fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+        image = ax.imshow(self.confusion, cmap="Blues")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"Confusion matrix (accuracy {self.metrics['accuracy']:.3f})")
+        for (i, j), count in np.ndenumerate(self.confusion):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > self.confusion.max() / 2 else "black", fontsize=8)
+        fig.colorbar(image, ax=ax)
+        return fig
+
+    def _plot_modality_weights(self, plt):
+        per_class = self.modality_weights.get("per_class")
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        features = list(self.modality_weights["overall"])
+        if per_class:
+            groups = list(per_class)
+            width = 0.8 / len(features)
+            for k, feature in enumerate(features):
+                ax.bar(np.arange(len(groups)) + k * width, [per_class[g][feature] for g in groups], width, label=feature)
+            ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45, ha="right")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: it hid the last bars
+        else:
+            ax.bar(features, [self.modality_weights["overall"][f] for f in features])
+        ax.set_ylabel("mean attention weight")
+        ax.set_title("Which modality the model relied on" + (" (by true class)" if per_class else ""))
+        return fig
+
+
+def _plot_history(plt, history):
+    logs = history.history if hasattr(history, "history") else history
+    keys = [k for k in logs if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot(range(1, len(logs[key]) + 1), logs[key], label="train")
+        if f"val_{key}" in logs:
+            ax.plot(range(1, len(logs[f"val_{key}"]) + 1), logs[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    return fig
 
 
 def evaluate(model, dataset, class_names=None, output_dir=None, history=None, verbose=True):

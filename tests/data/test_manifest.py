@@ -221,3 +221,11 @@ def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_p
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"manifest.csv, line 7: image='images/.*\.png' .* cannot be used: undecodable"):
         for _ in ds:
             pass
+
+
+def test_integer_labels_are_ids_named_by_class_names(tmp_path):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "1", "train"), ("b", "0", "train"), ("c", "2", "val")])
+    manifest = Manifest(path, class_names=["zero", "one", "two"])
+    np.testing.assert_array_equal(manifest.labels, [1, 0, 2])
+    with pytest.raises(ValueError, match=r"line 4: label=2 is not a class id of the 2 class names \(0..1\)"):
+        Manifest(path, class_names=["zero", "one"])

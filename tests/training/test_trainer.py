@@ -147,8 +147,11 @@ def test_every_registered_encoder_trains_under_mirrored_strategy():
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    # the subprocess knows keras_mm's own encoders, not those registered by other test modules
-    for name in [n for n, cls in ENCODERS.items() if cls.__module__.startswith("keras_mm.")]:
+    # the subprocess knows keras_mm's own encoders, not those registered by tests or docstring examples
+    builtin = [n for n, cls in ENCODERS.items() if getattr(sys.modules.get(cls.__module__), cls.__name__, None) is cls
+               and cls.__module__.startswith("keras_mm.")]
+    assert {"bert", "mfcc_cnn", "small_cnn"} <= set(builtin), builtin
+    for name in builtin:
         assert f"OK {name} replicas=2" in result.stdout, (name, result.stdout[-2000:])
 
 
