@@ -89,6 +89,10 @@ def is_chief(strategy):
     return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def _sharded_by_file(dataset):
+    return dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.FILE
+
+
 def distribute_global_batches(strategy, dataset, global_batch_size):
     """Distribute a dataset of **global** batches so every step sees exactly that global batch.
 
@@ -97,6 +101,8 @@ def distribute_global_batches(strategy, dataset, global_batch_size):
     rows ``[(w*R + r) * b, (w*R + r + 1) * b)`` with ``b = global / replicas``:
     the same examples per step as single-device training. Batches whose size
     does not split evenly (a final partial batch) are dropped with more than one replica.
+    A dataset sharded by file (``from_tfrecords``) goes to
+    ``strategy.experimental_distribute_dataset`` as is: each worker reads only its shards.
 
     Example:
         >>> ds = tf.data.Dataset.range(8).map(lambda i: tf.cast(i, tf.float32))
@@ -105,7 +111,9 @@ def distribute_global_batches(strategy, dataset, global_batch_size):
         [6.0, 22.0]
     """
     replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
+    if replicas == 1 or _sharded_by_file(dataset):
+        # A FILE-sharded dataset (keras_mm.data.from_tfrecords) must reach tf.distribute untouched, so that
+        # each worker reads only its own shards; its global batches are then split across replicas by it.
         return strategy.experimental_distribute_dataset(dataset)
     if global_batch_size % replicas:
         raise ValueError(f"global batch size {global_batch_size} does not split evenly across {replicas} replicas.")

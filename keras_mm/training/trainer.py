@@ -25,7 +25,10 @@ def _build(model, strategy, mixed_precision):
                 f"mixed_precision={mixed_precision!r} needs the model built under that policy: pass a "
                 "ModelConfig, a config dict or a builder function instead of a built model."
             )
-        if strategy.num_replicas_in_sync > 1 and not strategy.extended.variable_created_in_scope(model.weights[0]):
+        # a Keras 3 variable wraps the tf.Variable that tf.distribute knows
+        variable = getattr(model.weights[0], "value", model.weights[0])
+        in_scope = hasattr(variable, "_distribute_strategy") and strategy.extended.variable_created_in_scope(variable)
+        if strategy.num_replicas_in_sync > 1 and not in_scope:
             raise ValueError(
                 "The model was built outside strategy.scope(): pass a ModelConfig, a config dict or a "
                 "builder function to keras_mm.train so it is built inside the strategy's scope."

@@ -147,6 +147,15 @@ def test_two_workers_read_only_their_shards_and_match_one_process(tmp_path):
         processes.append(_train(shards, tmp_path / f"w{index}.npy", "--strategy", "multi_worker", env={"TF_CONFIG": tf_config}))
     for process in processes:
         _finish(process)
+    # the same through keras_mm.train: it must keep the file sharding (each worker its own shards)
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        processes.append(_train(shards, tmp_path / f"t{index}.npy", "--strategy", "multi_worker", "--via-train",
+                                env={"TF_CONFIG": tf_config}))
+    for process in processes:
+        _finish(process)
 
     single = json.loads((tmp_path / "single.npy.json").read_text())
     assert single["labels"] == [labels[i:i + 8] for i in range(0, 48, 8)]
@@ -163,4 +172,7 @@ def test_two_workers_read_only_their_shards_and_match_one_process(tmp_path):
     np.testing.assert_array_equal(w0, w1)
     assert np.abs(w0 - one).max() <= 1e-5, np.abs(w0 - one).max()
     assert np.abs(one - np.load(tmp_path / "single.npy.initial.npy")).max() > 1e-3  # training moved the weights
+    t0, t1 = np.load(tmp_path / "t0.npy"), np.load(tmp_path / "t1.npy")
+    np.testing.assert_array_equal(t0, t1)
+    assert np.abs(t0 - one).max() <= 1e-5, np.abs(t0 - one).max()
 

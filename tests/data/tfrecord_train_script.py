@@ -18,6 +18,7 @@ parser.add_argument("shards")
 parser.add_argument("out")
 parser.add_argument("--strategy", default="none", choices=["none", "multi_worker"])
 parser.add_argument("--epochs", type=int, default=2)
+parser.add_argument("--via-train", action="store_true", help="train with keras_mm.train instead of the plain loop")
 args = parser.parse_args()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -76,9 +77,12 @@ np.save(args.out + ".initial.npy", flat_weights())
 before = bytes_read()
 labels_read = [[int(v) for local in strategy.experimental_local_results(batch[1]) for v in local.numpy()] for batch in distributed]
 epoch_bytes = bytes_read() - before
-for epoch in range(args.epochs):
-    for batch in distributed:
-        train_step(batch)
+if args.via_train:
+    keras_mm.train(model, data, epochs=args.epochs, strategy=strategy, optimizer=lambda: optimizer, verbose=0)
+else:
+    for epoch in range(args.epochs):
+        for batch in distributed:
+            train_step(batch)
 
 np.save(args.out, flat_weights())
 with open(args.out + ".json", "w") as f:

@@ -283,3 +283,12 @@ def test_validation_smaller_than_the_global_batch_is_refused_under_two_replicas(
     assert val_loss > 0  # one full batch of 8: validated
     assert "refused: validation_data is empty" in result.stdout, result.stdout[-2000:]
     assert "With 2 replicas a batch smaller than the global batch size (8) is dropped" in result.stdout
+
+
+def test_a_model_built_in_the_strategy_scope_trains_and_one_built_outside_is_refused():
+    # the scope check read a Keras 3 variable's tf.distribute attribute, which only the wrapped tf.Variable has
+    result = subprocess.run([sys.executable, "-m", "tests.training.built_model_scope_script"], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OUTSIDE refused: The model was built outside strategy.scope()" in result.stdout, result.stdout
+    assert "INSIDE trained 2" in result.stdout, result.stdout
