@@ -1,6 +1,6 @@
 """Preprocessing shared by training (``tf.data``) and serving (export signature)."""
 
-from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav, decode_wav_batch, fit_waveforms, resample, waveform_status
+from keras_mm.preprocessing.audio import WaveformPreprocessor, decode_wav, decode_wav_batch, fit_waveforms, fit_waveforms_with_status, resample, waveform_status
 from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_images
@@ -27,6 +27,7 @@ __all__ = [
     "map_isolating_failures",
     "decode_and_resize_images",
     "fit_waveforms",
+    "fit_waveforms_with_status",
     "normalize_bert_text",
     "read_vocabulary",
     "resample",

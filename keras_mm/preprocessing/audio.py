@@ -42,16 +42,28 @@ def fit_waveforms(waveforms, num_samples):
         >>> x.shape, valid.numpy()
         (TensorShape([2, 16]), array([ True,  True]))
     """
+    x, status = fit_waveforms_with_status(waveforms, num_samples)
+    return x, tf.equal(status, OK)
+
+
+def fit_waveforms_with_status(waveforms, num_samples):
+    """:func:`fit_waveforms` returning each clip's status (:func:`waveform_status`) instead of a bool.
+
+    Example:
+        >>> x, status = fit_waveforms_with_status(tf.constant([[0.5, 0.0], [0.0, 0.0]]), 3)
+        >>> x.numpy().tolist(), status.numpy().tolist()
+        ([[0.5, 0.0, 0.0], [0.0, 0.0, 0.0]], [0, 1])
+    """
     x = waveforms
     if isinstance(x, tf.RaggedTensor):
         x = x.to_tensor()
     x = tf.cast(tf.convert_to_tensor(x), tf.float32)
-    valid = tf.equal(waveform_status(x), OK)
-    x = tf.where(valid[:, None], x, tf.zeros_like(x))
+    status = waveform_status(x)
+    x = tf.where(tf.equal(status, OK)[:, None], x, tf.zeros_like(x))
     x = x[:, :num_samples]
     missing = num_samples - tf.shape(x)[1]
     x = tf.pad(x, [[0, 0], [0, tf.maximum(missing, 0)]])
-    return tf.ensure_shape(x, [None, num_samples]), valid
+    return tf.ensure_shape(x, [None, num_samples]), status
 
 
 def decode_wav(data, sample_rate):
@@ -91,8 +103,8 @@ def decode_wav_batch(wav_bytes, num_samples, sample_rate):
         return tf.pad(mono, [[0, num_samples - tf.shape(mono)[0]]])
 
     decoded, decoded_ok = map_isolating_failures(decode_one, wav_bytes, tf.TensorSpec([num_samples], tf.float32))
-    fitted, _ = fit_waveforms(decoded, num_samples)
-    state = tf.where(decoded_ok, waveform_status(decoded), status_of_decoded(wav_bytes, decoded_ok))
+    fitted, fitted_status = fit_waveforms_with_status(decoded, num_samples)
+    state = tf.where(decoded_ok, fitted_status, status_of_decoded(wav_bytes, decoded_ok))
     return fitted, state
 
 
@@ -187,8 +199,7 @@ class WaveformPreprocessor(FeaturePreprocessor):
         if not isinstance(raw, tf.RaggedTensor) and tf.convert_to_tensor(raw).dtype == tf.string:
             audio, state = decode_wav_batch(tf.convert_to_tensor(raw), self.num_samples, self.sample_rate)
         else:
-            audio, valid = fit_waveforms(raw, self.num_samples)
-            state = waveform_status(raw)
+            audio, state = fit_waveforms_with_status(raw, self.num_samples)
         present = tf.cast(tf.equal(state, OK), tf.float32)
         return {self.feature: audio, self.presence_name: present}, state
 
