@@ -169,8 +169,11 @@ def run_fusion_test(cls, init_kwargs, input_dims=None, batch_size=2):
     return fusion
 
 
-def run_serialization_test(model, inputs, atol=1e-6):
+def run_serialization_test(model, inputs, atol=1e-6, safe_mode=True):
     """Save ``model`` as ``.keras``, reload with ``safe_mode=True``, compare predictions and configs.
+
+    ``safe_mode=False`` is for models whose encoders load external graph code
+    on reload (``tfhub``: ``TFHubEncoder.reloads_safely`` is False).
 
     Also asserts that no ``Lambda`` layer is present (they do not load safely).
 
@@ -192,7 +195,7 @@ def run_serialization_test(model, inputs, atol=1e-6):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)
-        restored = keras.models.load_model(path, safe_mode=True)
+        restored = keras.models.load_model(path, safe_mode=safe_mode)
     assert type(restored) is type(model)
     def as_json(config):
         return json.loads(json.dumps(config, default=str))

@@ -9,6 +9,7 @@ from keras_mm.encoders.mfcc_cnn import MFCCCNNEncoder
 from keras_mm.encoders.mfcc_gru import MFCCGRUEncoder
 from keras_mm.encoders.pretrained_weights import load_pretrained_weights
 from keras_mm.encoders.small_cnn import SmallCNNEncoder
+from keras_mm.encoders.tfhub import TFHubEncoder, resolve_hub_handle
 
 __all__ = [
     "BertEncoder",
@@ -20,7 +21,9 @@ __all__ = [
     "MFCCGRUEncoder",
     "MobileNetV2Encoder",
     "SmallCNNEncoder",
+    "TFHubEncoder",
     "VGG16Encoder",
     "load_pretrained_weights",
     "read_bert_checkpoint",
+    "resolve_hub_handle",
 ]

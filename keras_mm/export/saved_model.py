@@ -6,6 +6,7 @@ import shutil
 import uuid
 
 import keras
+import tensorflow as tf
 
 from keras_mm.export import serving
 from keras_mm.export.layout import latest_version_dir, next_version
@@ -81,11 +82,8 @@ def _write(model, directory, class_names, warmup_samples):
     # which ExportArchive requires before it tracks them.
     fns.raw(fns.preprocessor.example_raw(2))
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(fns.core)
-    for pre in fns.preprocessor.feature_preprocessors.values():
-        for layer in pre.trackables():
-            archive.track(layer)
+    preprocessing = [layer for pre in fns.preprocessor.feature_preprocessors.values() for layer in pre.trackables()]
+    track_once(archive, [model, fns.core, *preprocessing])
     archive.add_endpoint("serving_default", fns.raw, input_signature=[fns.raw_signature("waveform")])
     has_audio = "audio" in model.modalities.values()
     if has_audio:
@@ -110,6 +108,34 @@ def _write(model, directory, class_names, warmup_samples):
         json.dump(metadata, f, indent=2)
     if warmup_samples is not None:
         serving.write_warmup_requests(os.path.join(extra, "tf_serving_warmup_requests"), warmup_samples)
+
+
+def track_once(archive, layers):
+    """Track ``layers`` in a ``keras.export.ExportArchive`` so that each weight is stored once.
+
+    ``archive.track(layer)`` lists the layer's Keras variables, which the
+    SavedModel writes under ``variables/``; the endpoints capture the
+    ``tf.Variable`` inside each of them, which it writes again under
+    ``_all_variables/`` (Keras 3.15): two copies of every weight. Here the
+    layers are tracked through a plain container (walked only for their lookup
+    tables) and the variable lists hold the captured ``tf.Variable`` objects
+    themselves, so ``loaded.variables`` still works and the weights are
+    written once.
+
+    Example:
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> archive = keras.export.ExportArchive()
+        >>> track_once(archive, [model])
+        >>> len(archive.variables) == len(model.variables)
+        True
+    """
+    container = tf.Module()
+    container.layers = list(layers)
+    archive.track(container)
+    variables = list({id(v): v for layer in layers for v in layer.variables}.values())
+    archive.add_variable_collection("variables", [v.value for v in variables])
+    archive.add_variable_collection("trainable_variables", [v.value for v in variables if v.trainable])
+    archive.add_variable_collection("non_trainable_variables", [v.value for v in variables if not v.trainable])
 
 
 def read_export_metadata(path):

@@ -120,3 +120,24 @@ def test_nothing_usable_is_flagged_invalid(trained_model, exported):
 def test_metadata_json_is_valid(exported):
     with open(os.path.join(exported[1], "assets.extra", "keras_mm.json")) as f:
         assert json.load(f)["requires"] == ["tensorflow_text"]
+
+
+def test_weights_are_stored_once(tmp_path):
+    """Keras 3.15's ExportArchive wrote every weight twice (Keras variables and the tf.Variables they wrap)."""
+    from keras_mm.registry import ENCODERS
+
+    # ~1 MB of weights, so the .keras file's HDF5 overhead does not hide a duplicate.
+    text = {"name": "bert", **ENCODERS.get("bert").example_config, "hidden_dim": 128, "intermediate_dim": 512}
+    model = keras_mm.build_model(encoders={"text": text}, num_classes=3)
+    model.save(str(tmp_path / "model.keras"))
+    version_dir = keras_mm.export_saved_model(model, str(tmp_path / "export"))
+    variables_dir = os.path.join(version_dir, "variables")
+    stored = sum(os.path.getsize(os.path.join(variables_dir, f)) for f in os.listdir(variables_dir))
+    weight_bytes = sum(v.numpy().nbytes for v in model.weights)
+    assert stored <= 1.1 * os.path.getsize(tmp_path / "model.keras"), (stored, os.path.getsize(tmp_path / "model.keras"))
+    assert stored <= 1.1 * weight_bytes, (stored, weight_bytes)
+    loaded = load_saved_model(version_dir)
+    assert len(loaded.variables) == len(model.variables)
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+    expected = sorted(float(np.sum(v.numpy())) for v in model.variables)
+    np.testing.assert_allclose(sorted(float(np.sum(v.numpy())) for v in loaded.variables), expected, rtol=1e-6)
