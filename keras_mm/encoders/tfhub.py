@@ -28,6 +28,8 @@ import tempfile
 
 import keras
 import tensorflow as tf
+from kagglehub.cache import Cache  # kagglehub comes with keras-hub, which imports it already
+from kagglehub.handle import parse_model_handle
 from keras import ops
 from keras.src.saving import serialization_lib
 
@@ -56,9 +58,6 @@ def tfhub_cache_dir():
 
 def _kaggle_cached(handle):
     """``kagglehub``'s cached directory of a versioned model handle, or ``None``."""
-    from kagglehub.cache import Cache  # kagglehub comes with keras-hub
-    from kagglehub.handle import parse_model_handle
-
     try:
         parsed = parse_model_handle(handle)
     except ValueError:
