@@ -30,6 +30,9 @@ class ModelConfig:
         class_names: names of the classes in id order; they travel with the
             model (its head's config, ``evaluate``, the SavedModel's
             ``class_name`` output). ``num_classes`` defaults to their number.
+        auxiliary_heads: add a unimodal copy of the head on each feature's
+            encoder output (``aux_<feature>`` in ``extras_model()``), used by
+            the balance methods of ``keras_mm.train``.
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
@@ -50,6 +53,7 @@ class ModelConfig:
     modality_dropout: float = 0.0
     name: str = "multimodal_model"
     class_names: list = None
+    auxiliary_heads: bool = False
 
     def __post_init__(self):
         if not isinstance(self.encoders, dict) or not self.encoders:
@@ -69,6 +73,10 @@ class ModelConfig:
             self.class_names = [str(c) for c in self.class_names]
             if self.num_classes is None:
                 self.num_classes = len(self.class_names)
+        if not isinstance(self.auxiliary_heads, bool):
+            raise ValueError(f"auxiliary_heads must be True or False, got {self.auxiliary_heads!r}.")
+        if self.auxiliary_heads and self.head is None:
+            raise ValueError("auxiliary_heads=True needs a head (head=None builds an embedding model).")
         if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)):
             raise ValueError(f"num_classes must be an integer, got {self.num_classes!r}.")
 

@@ -42,3 +42,13 @@ def presence_name(feature):
         'image_present'
     """
     return input_name(feature, PRESENT)
+
+
+def auxiliary_name(feature):
+    """``aux_<feature>``: the output of a feature's auxiliary (unimodal) head.
+
+    Example:
+        >>> auxiliary_name("image")
+        'aux_image'
+    """
+    return f"aux_{feature}"

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_mm.naming import STATUS, input_name, presence_name
+from keras_mm.naming import STATUS, auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.status import status_names
 
 
@@ -52,7 +52,9 @@ class ServingFunctions:
         result = self.core(numeric, training=False)
         if isinstance(result, dict):
             main = result["output"]
-            extras = {k: v for k, v in result.items() if k != "output"}
+            # The auxiliary heads' unimodal predictions are a training aid, not part of the served answer.
+            auxiliary = {auxiliary_name(k) for k in getattr(self.model, "auxiliary_heads", {})}
+            extras = {k: v for k, v in result.items() if k != "output" and k not in auxiliary}
         else:
             main, extras = result, {}
         head = self.model.head

@@ -32,6 +32,9 @@ class Fusion(keras.layers.Layer):
     uses_sequences = False
     #: small constructor kwargs used by registry-wide tests and docs.
     example_config = {}
+    #: the training recipe ``keras_mm.train`` uses when the caller gives no
+    #: learning rate: ``learning_rate`` and ``warmup_epochs`` (linear warm-up).
+    recipe = {"learning_rate": 1e-3, "warmup_epochs": 0}
 
     def build(self, input_shape):
         self.input_dims = {k: int(input_shape[k][-1]) for k in sorted(input_shape)}

@@ -42,6 +42,7 @@ def build_model(
     modality_dropout=NOT_GIVEN,
     name=NOT_GIVEN,
     class_names=NOT_GIVEN,
+    auxiliary_heads=NOT_GIVEN,
     config=None,
     preset=None,
 ):
@@ -66,6 +67,10 @@ def build_model(
         class_names: names of the classes in id order (``num_classes``
             defaults to their number); the head keeps them, so they survive
             ``.keras`` save/load and label ``evaluate`` and the SavedModel.
+        auxiliary_heads: add a unimodal copy of the head on each feature's
+            encoder output; they appear as ``aux_<feature>`` in
+            ``model.extras_model()`` (not in the serving signature) and are
+            what the balance methods of :func:`keras_mm.train` train.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument
@@ -141,6 +146,13 @@ def _build_from_config(config):
                 raise ValueError(f"class_names: head={config.head['name']!r} has no classes to name.")
             spec["class_names"] = config.class_names
         built_head = instantiate(HEADS, spec, "head", provided=provided, default_name="head")
+    auxiliary = None
+    if config.auxiliary_heads:
+        # Same head class and settings as the main head: each feature is classified on its own.
+        auxiliary = {
+            feature: instantiate(HEADS, spec, "head", provided=provided, default_name=f"aux_{feature}")
+            for feature in sorted(built_encoders)
+        }
 
     model = MultimodalModel(
         built_encoders,
@@ -148,6 +160,7 @@ def _build_from_config(config):
         built_head,
         return_extras=config.return_extras,
         modality_dropout=config.modality_dropout,
+        auxiliary_heads=auxiliary,
         name=config.name,
     )
     model.config = config

@@ -1,9 +1,14 @@
 """The multimodal functional model: encoders -> fusion -> head."""
 
+import importlib.util
+import os
+import shutil
+import tempfile
+
 import keras
 
 from keras_mm.layers.modality_dropout import ModalityDropout
-from keras_mm.naming import input_name, presence_name
+from keras_mm.naming import auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 
 
@@ -42,14 +47,20 @@ class MultimodalModel(keras.Model):
         ['audio', 'audio_present', 'image', 'image_present']
     """
 
-    def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, **kwargs):
+    def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, auxiliary_heads=None, **kwargs):
         if not encoders:
             raise ValueError("encoders must name at least one feature.")
+        auxiliary_heads = dict(auxiliary_heads or {})
+        if auxiliary_heads and sorted(auxiliary_heads) != sorted(encoders):
+            raise ValueError(f"auxiliary_heads must have one head per feature {sorted(encoders)}, got {sorted(auxiliary_heads)}.")
         # === Layers ===
         self.feature_encoders = {k: encoders[k] for k in sorted(encoders)}
         self.fusion = fusion
         self.head = head
-        self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
+        if isinstance(modality_dropout, ModalityDropout):  # shared by extras_model(): one random state
+            self.modality_dropout = modality_dropout
+        else:
+            self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
 
         # === Functional Model ===
         fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})
@@ -83,15 +94,21 @@ class MultimodalModel(keras.Model):
         else:
             fused = fusion(features, presence)
         output = head(fused["fused"]) if head is not None else fused["fused"]
+        # Unimodal predictions from each encoder's own output (balance methods train them).
+        auxiliary = {auxiliary_name(k): auxiliary_heads[k](features[k]) for k in sorted(auxiliary_heads)}
         if return_extras:
-            outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}}
+            outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}, **auxiliary}
         else:
             outputs = output
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.return_extras = bool(return_extras)
+        # An attribute, so their weights are trained, saved and loaded even when the
+        # outputs above leave them out of the graph.
+        self.auxiliary_heads = auxiliary_heads
         self._preprocessor = None
+        self._extras_model = None
 
     @property
     def features(self):
@@ -118,24 +135,34 @@ class MultimodalModel(keras.Model):
         return self._preprocessor
 
     def extras_model(self):
-        """A model sharing these weights that also outputs the fusion's extras.
+        """A model sharing these weights that also outputs the fusion's extras and the auxiliary heads' predictions.
+
+        Its outputs are a dict: ``"output"``, the fusion's extras (e.g.
+        ``"modality_weights"``) and ``"aux_<feature>"`` per auxiliary head.
+        Built once and cached.
 
         Example:
-            >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3)
+            >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3, auxiliary_heads=True)
             >>> batch = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
-            >>> model.extras_model().predict(batch, verbose=0)["modality_weights"].shape
-            (2, 3)
+            >>> outputs = model.extras_model().predict(batch, verbose=0)
+            >>> sorted(outputs), outputs["modality_weights"].shape
+            (['aux_audio', 'aux_image', 'aux_text', 'modality_weights', 'output'], (2, 3))
         """
         if self.return_extras:
             return self
-        return MultimodalModel(
-            self.feature_encoders,
-            self.fusion,
-            self.head,
-            return_extras=True,
-            modality_dropout=self.modality_dropout.rate,
-            name=f"{self.name}_extras",
-        )
+        if self._extras_model is None:
+            extras = MultimodalModel(
+                self.feature_encoders,
+                self.fusion,
+                self.head,
+                return_extras=True,
+                modality_dropout=self.modality_dropout,
+                auxiliary_heads=self.auxiliary_heads,
+                name=f"{self.name}_extras",
+            )
+            # Not tracked: its weights are this model's, and saving must not see them twice.
+            object.__setattr__(self, "_extras_model", extras)
+        return self._extras_model
 
     def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """``keras.Model.compile`` whose loss and metrics default to the head's.
@@ -164,6 +191,50 @@ class MultimodalModel(keras.Model):
         if hasattr(self, "optimizer") and self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def plot(self, path=None, show_shapes=True, **kwargs):
+        """Draw the model's graph (inputs, encoders, fusion, head) with ``keras.utils.plot_model``.
+
+        Needs the ``pydot`` package and Graphviz's ``dot`` program
+        (``apt-get install graphviz``; ``make install`` installs it when it can).
+
+        Args:
+            path: image file to write (``.png``, ``.svg``, ...); ``None`` draws a
+                PNG in a temporary folder, deleted afterwards (for notebooks).
+            show_shapes: show each layer's output shape.
+            **kwargs: other ``keras.utils.plot_model`` options (``expand_nested``, ``dpi``, ``rankdir``, ...).
+
+        Returns:
+            an ``IPython.display.Image`` when IPython is installed (a notebook
+            cell shows it), else ``None``.
+
+        Raises:
+            RuntimeError: when pydot or Graphviz's ``dot`` is missing, saying how to install it.
+
+        Example:
+            >>> import os
+            >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3)
+            >>> try:
+            ...     image = model.plot("model.png")  # in a notebook: model.plot() shows the graph
+            ... except RuntimeError as error:  # no Graphviz here: the message says what to install
+            ...     print("apt-get install graphviz" in str(error))
+            ... else:
+            ...     print(os.path.getsize("model.png") > 0)
+            True
+        """
+        if importlib.util.find_spec("pydot") is None:
+            raise RuntimeError("model.plot() needs the pydot package: pip install pydot (make install installs it).")
+        if shutil.which("dot") is None:
+            raise RuntimeError(
+                "model.plot() needs Graphviz's `dot` program, which is not on PATH: apt-get install graphviz "
+                "(Debian/Ubuntu; brew install graphviz on macOS). make install installs it when run as root or with sudo."
+            )
+        kwargs = {"show_layer_names": True, "dpi": 72, **kwargs}
+        if path is not None:
+            return keras.utils.plot_model(self, to_file=os.fspath(path), show_shapes=show_shapes, **kwargs)
+        with tempfile.TemporaryDirectory() as folder:
+            # IPython's Image reads the PNG when it is made, so the folder can go.
+            return keras.utils.plot_model(self, to_file=os.path.join(folder, "model.png"), show_shapes=show_shapes, **kwargs)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -173,6 +244,7 @@ class MultimodalModel(keras.Model):
             "head": None if self.head is None else keras.layers.serialize(self.head),
             "return_extras": self.return_extras,
             "modality_dropout": self.modality_dropout.rate,
+            "auxiliary_heads": {k: keras.layers.serialize(v) for k, v in self.auxiliary_heads.items()},
         }
 
     @classmethod
@@ -182,4 +254,5 @@ class MultimodalModel(keras.Model):
         config["fusion"] = keras.layers.deserialize(config["fusion"])
         if config.get("head") is not None:
             config["head"] = keras.layers.deserialize(config["head"])
+        config["auxiliary_heads"] = {k: keras.layers.deserialize(v) for k, v in (config.get("auxiliary_heads") or {}).items()}
         return cls(**config)

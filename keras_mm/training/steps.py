@@ -60,6 +60,8 @@ class TrainingSteps:
         self.model, self.optimizer, self.global_batch_size = model, optimizer, global_batch_size
         self.strategy = strategy or tf.distribute.get_strategy()
         self.loss = _loss_object(model, loss)
+        #: the model run in the train step; balance methods use ``model.extras_model()`` for the auxiliary outputs.
+        self.forward_model = model
         head = getattr(model, "head", None)
         names = metrics if metrics is not None else (list(head.default_metrics) if head is not None else [])
         with self.strategy.scope():
@@ -83,6 +85,13 @@ class TrainingSteps:
         """Return the gradients to apply, one per variable (unchanged here)."""
         return grads
 
+    def begin_training(self, train_dataset, validation_dataset):
+        """Called once before the first epoch with the distributed datasets (nothing here)."""
+
+    def end_epoch(self, epoch, train_dataset, validation_dataset):
+        """Called after each epoch's validation; may return a message for the log (``None`` here)."""
+        return None
+
     # === Helpers for the hooks ===
     def per_example_loss(self, y, pred, sample_weight=None):
         """The loss of every example (times its weight), unreduced."""
@@ -100,7 +109,7 @@ class TrainingSteps:
         x, y, sample_weight = unpack(batch)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            outputs = self.model(x, training=True)
+            outputs = self.forward_model(x, training=True)
             loss = self.compute_loss(x, y, outputs, sample_weight)
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
         grads = self.transform_gradients(tape.gradient(scaled, variables), variables)

@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from keras_mm.config import ModelConfig
 from keras_mm.models.builder import build_model
+from keras_mm.registry import validate_kwargs
+from keras_mm.training.balance import BALANCE_METHODS
 from keras_mm.training.early_stopping import EarlyStopping
 from keras_mm.training.epoch_logger import EpochLogger
 from keras_mm.training.state import TrainingHistory, TrainState
@@ -16,7 +18,53 @@ __all__ = ["TrainingHistory", "train"]
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
 
 
-def _build(model, strategy, mixed_precision):
+#: what ``balance="auto"`` uses for a model with several features (chosen from benchmarks/fusion.py; README).
+DEFAULT_BALANCE = "auxiliary"
+#: the learning rate used when neither the caller nor the fusion's recipe gives one.
+DEFAULT_LEARNING_RATE = 1e-3
+_STEPS_ARGUMENTS = ("model", "optimizer", "global_batch_size", "loss", "metrics", "strategy")
+
+
+def _balance_request(balance):
+    """``balance`` as ``(name or "auto" or None, options)``; errors name the allowed values."""
+    if balance is None or balance == "none":
+        return None, {}
+    if isinstance(balance, dict):
+        options = dict(balance)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise ValueError(f"balance: a dict needs a 'name' key naming the method, got {balance!r}.")
+    elif isinstance(balance, str):
+        name, options = balance, {}
+    else:
+        raise ValueError(f"balance must be a method name, a dict with 'name', 'auto' or None; got {type(balance).__name__}.")
+    if name == "auto":
+        return "auto", options
+    cls = BALANCE_METHODS.get(name, field="balance")
+    validate_kwargs(cls, options, f"balance={name!r}", provided_by_builder=_STEPS_ARGUMENTS)
+    return name, options
+
+
+def _with_auxiliary_heads(config, balance):
+    """The config to build: auxiliary heads added when the balance method needs them."""
+    config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+    wants = balance not in (None, "auto") or (balance == "auto" and len(config.encoders) > 1)
+    if wants and config.head is not None and not config.auxiliary_heads:
+        config = ModelConfig.from_dict({**config.to_dict(), "auxiliary_heads": True})
+    return config
+
+
+def _steps_class(balance, model):
+    """The :class:`TrainingSteps` class for the requested balance and this model."""
+    if balance is None:
+        return TrainingSteps
+    if balance == "auto":
+        heads = getattr(model, "auxiliary_heads", None)
+        return BALANCE_METHODS.get(DEFAULT_BALANCE) if heads and len(heads) > 1 else TrainingSteps
+    return BALANCE_METHODS.get(balance)
+
+
+def _build(model, strategy, mixed_precision, balance=None):
     if mixed_precision not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision={mixed_precision!r} is not supported. Allowed: None, mixed_float16, mixed_bfloat16")
     if isinstance(model, keras.Model):
@@ -40,7 +88,7 @@ def _build(model, strategy, mixed_precision):
     try:
         with strategy.scope():
             if isinstance(model, (ModelConfig, dict)):
-                return build_model(model)
+                return build_model(_with_auxiliary_heads(model, balance))
             if callable(model):
                 return model()
     finally:
@@ -57,13 +105,14 @@ def train(
     strategy="auto",
     mixed_precision=None,
     optimizer="adam",
-    learning_rate=1e-3,
+    learning_rate=None,
     loss=None,
     metrics=None,
     global_batch_size=None,
     checkpoint_dir=None,
     early_stopping=None,
     tensorboard_dir=None,
+    balance="auto",
     verbose="auto",
 ):
     """Train a multimodal model on one device, several GPUs or several workers.
@@ -88,13 +137,20 @@ def train(
         mixed_precision: ``None``, ``"mixed_float16"`` or ``"mixed_bfloat16"``
             (the MFCC front-end and head outputs stay float32).
         optimizer: a Keras optimizer name or a builder ``() -> optimizer``.
-        learning_rate: used with an optimizer name.
+        learning_rate: used with an optimizer name; default: the fusion's
+            recipe (``model.fusion.recipe``, with its linear warm-up), else 1e-3.
         loss, metrics: default to the head's.
         checkpoint_dir: save model, optimizer, epoch and history after every
             epoch; a run started again with the same directory resumes from the
             last checkpoint (an interrupted run loses at most one epoch).
         early_stopping: patience (int) on ``val_loss``, or ``{"monitor", "patience", "mode", "restore_best_weights"}``.
         tensorboard_dir: write per-epoch scalars for TensorBoard.
+        balance: how the modalities are balanced during training (see
+            :mod:`keras_mm.training.balance`): ``"auxiliary"``,
+            ``"gradient_blending"``, ``"ogm_ge"``, a dict ``{"name": ..., **options}``,
+            ``None`` (fused loss only), or ``"auto"``: ``DEFAULT_BALANCE`` for a
+            model with several features and auxiliary heads (a config built
+            here gets them), else ``None``.
         verbose: ``"auto"`` (progress bar on a terminal, one line per epoch
             otherwise), 0, 1 or 2.
 
@@ -115,12 +171,18 @@ def train(
         ['loss', 'sparse_categorical_accuracy', 'val_loss', 'val_sparse_categorical_accuracy']
     """
     strategy = resolve_strategy(strategy)
-    model = _build(model, strategy, mixed_precision)
+    balance, balance_options = _balance_request(balance)
+    model = _build(model, strategy, mixed_precision, balance)
     train_data, validation_data = (_dataset_for(data, model) for data in (train_data, validation_data))
     if global_batch_size is None:
         global_batch_size = int(tf.nest.flatten(next(iter(train_data)))[0].shape[0])
-    optimizer = _optimizer(optimizer, learning_rate, mixed_precision, strategy)
-    steps = TrainingSteps(model, optimizer, global_batch_size, loss=loss, metrics=metrics, strategy=strategy)
+    known = int(train_data.cardinality().numpy())
+    steps_per_epoch = known if known > 0 else None
+    optimizer = _optimizer(optimizer, _learning_rate(learning_rate, model, steps_per_epoch), mixed_precision, strategy)
+    steps_class = _steps_class(balance, model)
+    if steps_class is TrainingSteps:  # "auto" that chose no balance: its options have nothing to configure
+        balance_options = {}
+    steps = steps_class(model, optimizer, global_batch_size, loss=loss, metrics=metrics, strategy=strategy, **balance_options)
     dist_train = distribute_global_batches(strategy, train_data, global_batch_size)
     dist_val = None
     if validation_data is not None:
@@ -131,23 +193,31 @@ def train(
         stopper.check_logged(steps.log_names(validation=dist_val is not None))
 
     state = TrainState(model, optimizer, strategy, checkpoint_dir)
-    known = int(train_data.cardinality().numpy())
-    steps_per_epoch = known if known > 0 else None
     logger = EpochLogger(epochs, steps_per_epoch, verbose, tensorboard_dir, state.chief, steps.log_names())
     latest = state.restore()
     if latest:
         logger.resumed(latest, state.epochs_done)
+    if state.epochs_done < epochs:
+        steps.begin_training(dist_train, dist_val)
     for epoch in range(state.epochs_done, epochs):
         logger.epoch_begin(epoch)
         logs = steps.train_epoch(dist_train, on_step=logger.step)
         if dist_val is not None:
             logs.update(steps.evaluate(dist_val))
         logger.epoch_end(epoch, logs)
+        message = steps.end_epoch(epoch, dist_train, dist_val)
+        if message:
+            logger.say(message)
         state.end_epoch(epoch, logs)
         if stopper is not None and stopper.update(logs, model):
             logger.say(stopper.message)
             stopper.restore(model)
             break
+    else:
+        # Ran out of epochs after the best one: hand back the best, as the early stopping promised.
+        if stopper is not None and stopper.wait > 0 and stopper.best_weights is not None:
+            logger.say(f"Restoring the weights of the best epoch ({stopper.monitor} {stopper.best:.4f}).")
+            stopper.restore(model)
     return model, state.history
 
 
@@ -156,6 +226,39 @@ def _dataset_for(data, model):
     if callable(data) and not isinstance(data, tf.data.Dataset):
         return data(model)
     return data
+
+
+def _learning_rate(learning_rate, model, steps_per_epoch):
+    """The caller's learning rate, else the fusion recipe's (with its linear warm-up when the epoch length is known)."""
+    if learning_rate is not None:
+        return learning_rate
+    recipe = dict(getattr(getattr(model, "fusion", None), "recipe", None) or {})
+    rate = float(recipe.get("learning_rate", DEFAULT_LEARNING_RATE))
+    warmup_epochs = float(recipe.get("warmup_epochs", 0))
+    if warmup_epochs > 0 and steps_per_epoch:
+        return LinearWarmup(rate, max(1, int(round(warmup_epochs * steps_per_epoch))))
+    return rate
+
+
+@keras.saving.register_keras_serializable(package="keras_mm")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate rising linearly from ``rate / steps`` to ``rate`` over ``steps`` steps, then constant.
+
+    Example:
+        >>> schedule = keras_mm.training.trainer.LinearWarmup(1e-3, 4)
+        >>> [round(float(schedule(s)), 6) for s in (0, 1, 3, 10)]
+        [0.00025, 0.0005, 0.001, 0.001]
+    """
+
+    def __init__(self, rate, steps):
+        self.rate, self.steps = float(rate), int(steps)
+
+    def __call__(self, step):
+        progress = (keras.ops.cast(step, "float32") + 1.0) / float(self.steps)
+        return self.rate * keras.ops.minimum(1.0, progress)
+
+    def get_config(self):
+        return {"rate": self.rate, "steps": self.steps}
 
 
 def _optimizer(optimizer, learning_rate, mixed_precision, strategy):

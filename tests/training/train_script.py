@@ -16,6 +16,7 @@ parser.add_argument("--split-cpu", type=int, default=0)
 parser.add_argument("--checkpoint-dir", default=None)
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--step-delay", type=float, default=0.0)
+parser.add_argument("--balance", default=None, help="a balance method (the model then has auxiliary heads)")
 args = parser.parse_args()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,7 +37,9 @@ ENCODERS = {
     "audio": {"name": "mfcc_cnn", "num_samples": 4000, "filters": [8]},
     "text": {"name": "lstm", "vocabulary": ["the", "dog", "cat", "sat", "a", "mat"], "sequence_length": 6, "embedding_dim": 8, "units": 4},
 }
-CONFIG = keras_mm.ModelConfig(encoders=ENCODERS, fusion={"name": "attention", "projection_dim": 8}, num_classes=3)
+CONFIG = keras_mm.ModelConfig(encoders=ENCODERS, fusion={"name": "attention", "projection_dim": 8}, num_classes=3,
+                              auxiliary_heads=args.balance is not None)
+BALANCE = {"gradient_blending": {"name": "gradient_blending", "every": 1}}.get(args.balance, args.balance)
 
 
 def builder():
@@ -58,7 +61,7 @@ def data(model):
 
 strategy = None if args.strategy == "none" else args.strategy
 model, history = keras_mm.train(
-    builder, data, epochs=args.epochs, strategy=strategy, optimizer=lambda: keras.optimizers.Adam(1e-2),
+    builder, data, data if args.balance == "gradient_blending" else None, epochs=args.epochs, balance=BALANCE, strategy=strategy, optimizer=lambda: keras.optimizers.Adam(1e-2),
     checkpoint_dir=args.checkpoint_dir, verbose=2,
 )
 np.save(args.out, np.concatenate([np.ravel(w) for w in model.get_weights()]))
