@@ -190,3 +190,17 @@ def test_balance_under_two_replicas_matches_one_device(balance, tmp_path):
     assert "replicas 2" in output
     diff = np.abs(np.load(tmp_path / "two.npy") - np.load(tmp_path / "one.npy")).max()
     assert diff <= 1e-5, diff
+
+
+@pytest.mark.parametrize("balance", ["ogm_ge", {"name": "gradient_blending", "every": 1}])
+def test_balance_trains_under_mixed_float16(balance):
+    def data(model):
+        x, y = batch(model, 16)
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    config = keras_mm.ModelConfig(encoders=ENCODERS, fusion={"name": "concat", "projection_dim": 8}, num_classes=3)
+    model, history = keras_mm.train(config, data, data, epochs=2, strategy=None, verbose=0,
+                                    mixed_precision="mixed_float16", balance=balance)
+    assert model.dtype_policy.name == "mixed_float16"
+    assert all(np.isfinite(history.history["loss"]))
+    assert model.extras_model()(batch(model, 2)[0])["aux_image"].dtype == "float32"

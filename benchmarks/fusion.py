@@ -1,0 +1,170 @@
+"""Fusion quality benchmark: does each fusion beat its best single modality, with and without balanced training?
+
+Run: ``python -m benchmarks.fusion`` (``make bench`` runs it). Prints a table per
+dataset and writes ``benchmarks/results/fusion.json``.
+
+Protocol (the same for every row, everything else at keras_mm's defaults, as
+a new user would run it): ``keras_mm.build_model(encoders, fusion=<name>,
+num_classes)`` with the fusion's default arguments; ``keras_mm.train`` with
+its default learning rate (the fusion's recipe) and the balance under test,
+batch 64, up to ``--epochs`` epochs with early stopping on validation
+accuracy (patience 6, best weights restored); test accuracy as mean ± std
+over ``--seeds`` model seeds. ``balance="auto"`` is the default a user gets.
+
+Datasets: AV-Digits (``keras_mm.datasets.av_digits``: handwritten digit scans
++ spoken digits, voice-disjoint splits; small_cnn 32 px + mfcc_cnn) and,
+when its Debian package is unpacked (``make data``), OpenClipart
+(``keras_mm.datasets.openclipart``: clip art + its title/keywords).
+"""
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+import keras_mm  # noqa: E402
+from keras_mm.registry import FUSIONS  # noqa: E402
+
+from benchmarks.common import summarise, write_results  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "fusion.json")
+#: the fusions every balance method is also tried on (issue 12).
+BALANCE_FUSIONS = ("concat", "attention", "late", "cross_attention")
+BALANCE_METHODS = ("auxiliary", "gradient_blending", "ogm_ge")
+
+
+def av_digits_setup():
+    data = keras_mm.datasets.av_digits(seed=0, verbose=False)
+    encoders = {"image": {"name": "small_cnn", "image_size": 32, "filters": [16, 32, 64], "dropout": 0.3},
+                "audio": {"name": "mfcc_cnn", "filters": [32, 64, 64], "dropout": 0.3}}
+    return data, encoders, 10
+
+
+def openclipart_setup():
+    data = keras_mm.datasets.openclipart(image_size=64, verbose=False)
+    # the vocabulary comes from the training rows only
+    vocabulary = keras_mm.preprocessing.build_vocabulary([r["text"] for r in data.rows("train")], max_tokens=8000)
+    encoders = {"image": {"name": "small_cnn", "image_size": 64, "filters": [16, 32, 64], "dropout": 0.3},
+                "text": {"name": "lstm", "vocabulary": vocabulary, "sequence_length": 48, "units": 64, "dropout": 0.3}}
+    return data, encoders, len(data.class_names)
+
+
+DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup}
+
+
+def run_one(data, encoders, num_classes, fusion, balance, seed, epochs):
+    """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs."""
+    keras.utils.set_random_seed(seed)
+    features = {k: k for k in encoders}
+
+    def split(name, model):
+        return data.dataset(name, model=model, features=features, batch_size=64 if name == "train" else 256,
+                            shuffle=name == "train", seed=seed, cache=True)
+
+    config = keras_mm.ModelConfig(encoders=encoders, fusion=fusion, num_classes=num_classes)
+    start = time.perf_counter()
+    model, history = keras_mm.train(
+        config, lambda m: split("train", m), lambda m: split("val", m), epochs=epochs, strategy=None, verbose=0,
+        balance=balance, early_stopping={"monitor": "val_sparse_categorical_accuracy", "patience": 6})
+    seconds = time.perf_counter() - start
+    accuracy = _accuracy(model, split("test", model))
+    return {"seed": seed, "test_accuracy": accuracy, "epochs": len(history.history["loss"]),
+            "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
+            "train_seconds": round(seconds, 1)}
+
+
+def _accuracy(model, dataset):
+    correct = total = 0
+    for x, y in dataset:
+        predicted = keras.ops.convert_to_numpy(model(x, training=False)).argmax(-1)
+        correct += int((predicted == keras.ops.convert_to_numpy(y)).sum())
+        total += len(predicted)
+    return correct / total
+
+
+def configurations(features, fusions, balance_fusions, balance_methods):
+    """``(group, label, encoder features, fusion, balance)`` rows of one dataset's table."""
+    rows = [("unimodal", f"{f} only", [f], "concat", None) for f in features]
+    for fusion in fusions:
+        rows.append(("fusion", f"{fusion}", features, fusion, "auto"))
+        rows.append(("fusion", f"{fusion}, balance=None", features, fusion, None))
+    for fusion in balance_fusions:
+        for method in balance_methods:
+            if method != keras_mm.training.trainer.DEFAULT_BALANCE:
+                rows.append(("balance", f"{fusion}, balance={method}", features, fusion, method))
+    return rows
+
+
+def fmt(row):
+    return f"{row['mean']:.3f} ± {row['std']:.3f}"
+
+
+def print_table(name, results):
+    best = max(results["unimodal"].values(), key=lambda r: r["mean"])["mean"]
+    print(f"\n{name}: test accuracy, mean ± std over seeds (best single modality {best:.3f})")
+    print(f"{'model':42} {'accuracy':>15} {'vs best unimodal':>17}")
+    for group in ("unimodal", "fusion", "balance"):
+        for label, row in sorted(results[group].items(), key=lambda kv: -kv[1]["mean"]):
+            delta = "" if group == "unimodal" else f"{row['mean'] - best:+.3f}"
+            print(f"{label:42} {fmt(row):>15} {delta:>17}")
+
+
+def summary(results):
+    best_name, best = max(results["unimodal"].items(), key=lambda kv: kv[1]["mean"])
+    defaults = {k: r for k, r in results["fusion"].items() if "balance=" not in k}
+    return {
+        "best_unimodal": best_name, "best_unimodal_accuracy": best["mean"],
+        "default_fusions_at_or_above_best_unimodal": sorted(k for k, r in defaults.items() if r["mean"] >= best["mean"]),
+        "default_fusions_below_best_unimodal": sorted(k for k, r in defaults.items() if r["mean"] < best["mean"]),
+        "best_default_fusion_margin": max(r["mean"] for r in defaults.values()) - best["mean"] if defaults else None,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--fusions", nargs="*", default=None, help="default: every registered fusion")
+    parser.add_argument("--balance-fusions", nargs="*", default=list(BALANCE_FUSIONS))
+    parser.add_argument("--balance-methods", nargs="*", default=list(BALANCE_METHODS))
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args(argv)
+    fusions = args.fusions if args.fusions is not None else FUSIONS.names()
+    seeds = list(range(args.seeds))
+    started = time.time()
+    results = {"protocol": {"seeds": seeds, "epochs": args.epochs, "default_balance": keras_mm.training.trainer.DEFAULT_BALANCE}}
+    for name in args.datasets:
+        try:
+            data, encoders, num_classes = DATASETS[name]()
+        except (ValueError, OSError, AttributeError) as error:  # e.g. the Debian package is not unpacked
+            results[name] = {"skipped": str(error)}
+            print(f"{name}: skipped ({error})")
+            continue
+        table = {"unimodal": {}, "fusion": {}, "balance": {}}
+        for group, label, features, fusion, balance in configurations(
+                sorted(encoders), fusions, args.balance_fusions, args.balance_methods):
+            chosen = {f: encoders[f] for f in features}
+            runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs) for seed in seeds]
+            table[group][label] = summarise(runs)
+            print(f"  {name:12} {label:42} {fmt(table[group][label])}  "
+                  f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
+            results[name] = table
+            write_results(args.output, results)  # partial results survive an interrupted run
+        table["summary"] = summary(table)
+        results[name] = table
+        print_table(name, table)
+        write_results(args.output, results)
+    results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                          "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__}
+    results["seconds"] = round(time.time() - started, 1)
+    write_results(args.output, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
