@@ -15,7 +15,7 @@ help:
 	@echo "make install  - create .venv and install keras_mm with test dependencies"
 	@echo "make test     - install, fetch offline test data, run the test suite"
 	@echo "make demo     - install, then build/train/evaluate/save a model on the bundled sample data"
-	@echo "make data     - fetch the offline Debian speech data and espeak-ng (av_digits, speech tests)"
+	@echo "make data     - fetch the offline Debian data (speech, WordNet, Fashion-MNIST, Open Clip Art) and espeak-ng"
 	@echo "make bench    - parameter counts, AV-Digits accuracy and speed benchmarks (~30 min on 2 cores)"
 	@echo "make bench-gpu - GPU train step: float32 vs mixed_float16 vs XLA, 2-replica parity, input pipeline (skips without a GPU)"
 
@@ -37,18 +37,21 @@ install: $(STAMP)
 #   unpacked with dpkg -x like the speech;
 # - recorded spoken digits, 5 voices (asterisk-core-sounds-{en,fr,es,it,ru}-wav): unpacked locally
 #   with dpkg -x, nothing installed system-wide (keras_mm.datasets.av_digits and the MFCC parity test);
+# - Open Clip Art drawings (openclipart-png: the images, 131 MB; openclipart-svg: their titles, descriptions
+#   and keywords, 25 MB): keras_mm.datasets.openclipart, unpacked with dpkg -x too;
 # - espeak-ng (a program, so it is installed with apt-get when we are root or have sudo): the
 #   synthetic voices of av_digits.
 # Where apt-get is missing, the tests that need these skip and say which package to install.
-SOUND_PACKAGES := $(foreach l,en fr es it ru,asterisk-core-sounds-$(l)-wav) wordnet-base dataset-fashion-mnist
+SOUND_PACKAGES := $(foreach l,en fr es it ru,asterisk-core-sounds-$(l)-wav) wordnet-base dataset-fashion-mnist \
+  openclipart-png openclipart-svg
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && echo sudo -n))
 
-$(DATA)/.debs6:
+$(DATA)/.debs7:
 	@mkdir -p $(DATA)/debs
 	@if command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then \
 	  cd $(DATA)/debs && { apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1 || \
 	    { apt-get update -qq >/dev/null 2>&1 && apt-get download $(SOUND_PACKAGES) >/dev/null 2>&1; }; } && \
-	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.debs6 && echo "speech data: $(DATA)/root"; \
+	  for f in *.deb; do dpkg -x "$$f" ../root; done && touch ../.debs7 && echo "speech data: $(DATA)/root"; \
 	else echo "apt-get/dpkg not available: install $(SOUND_PACKAGES) to run the speech tests and av_digits"; fi
 
 $(DATA)/.espeak:
@@ -60,7 +63,7 @@ $(DATA)/.espeak:
 	  touch $@ && echo "installed espeak-ng"; \
 	else echo "cannot install espeak-ng (needs apt-get and root/sudo): sudo apt-get install espeak-ng"; fi
 
-data: $(DATA)/.debs6 $(DATA)/.espeak
+data: $(DATA)/.debs7 $(DATA)/.espeak
 
 test: install
 	-@$(MAKE) --no-print-directory data

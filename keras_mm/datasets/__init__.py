@@ -4,6 +4,7 @@ import os
 
 from keras_mm.datasets.av_digits import AVDigits, av_digits
 from keras_mm.datasets.debian_sources import fashion_mnist, wordnet_topics
+from keras_mm.datasets.openclipart import OpenClipart, openclipart
 
 SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
 
@@ -20,4 +21,5 @@ def sample_manifest_path():
     return os.path.join(SAMPLE_DIR, "manifest.csv")
 
 
-__all__ = ["AVDigits", "SAMPLE_DIR", "av_digits", "fashion_mnist", "sample_manifest_path", "wordnet_topics"]
+__all__ = ["AVDigits", "OpenClipart", "SAMPLE_DIR", "av_digits", "fashion_mnist", "openclipart", "sample_manifest_path",
+           "wordnet_topics"]

@@ -38,9 +38,24 @@ def find_debian_file(relative, package):
         FileNotFoundError: usr/share/doc/no-such-file not found (searched ...). It comes from the Debian package
         no-such-package: `sudo apt-get install no-such-package` (or `make data` in the keras_mm checkout), ...
     """
+    return _find(relative, package, os.path.isfile)
+
+
+def find_debian_dir(relative, package):
+    """The first existing directory ``<root>/<relative>``, or FileNotFoundError naming ``package``.
+
+    Example:
+        >>> from keras_mm.datasets.debian_sources import find_debian_dir
+        >>> find_debian_dir("usr/share/openclipart/png", "openclipart-png")  # after `make data`
+        '.../usr/share/openclipart/png'
+    """
+    return _find(relative, package, os.path.isdir)
+
+
+def _find(relative, package, exists):
     for root in _roots():
         path = os.path.join(root, relative)
-        if os.path.isfile(path):
+        if exists(path):
             return path
     raise FileNotFoundError(
         f"{relative} not found (searched {', '.join(_roots())}). It comes from the Debian package "
