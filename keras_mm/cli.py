@@ -1,7 +1,10 @@
-"""The ``keras-mm`` command line: export, predict, list, demo.
+"""The ``keras-mm`` command line: train, evaluate, export, predict, list, demo.
 
 Examples:
     keras-mm list
+    keras-mm train --config examples/run.yaml
+    keras-mm evaluate --config examples/run.yaml
+    keras-mm evaluate --model runs/digits/model.keras --manifest data/manifest.csv --split test
     keras-mm export --model saved_models/demo/model.keras --output saved_models/digits
     keras-mm predict --model saved_models/digits --image digit.png --text "seven" --audio seven.wav
 """
@@ -83,7 +86,56 @@ def _cmd_predict(args):
     result = {k: _json_value(np.asarray(v)[0]) for k, v in outputs.items()}
     if metadata.get("class_names") and "class_id" in result and "class_name" not in result:
         result["class_name"] = metadata["class_names"][int(result["class_id"])]
+    if isinstance(result.get("modality_weights"), list) and len(result["modality_weights"]) == len(metadata["features"]):
+        # named by feature (the export's feature order): a bare list left the reader guessing which is which
+        result["modality_weights"] = dict(zip(metadata["features"], result["modality_weights"]))
     print(json.dumps(result, indent=None if args.compact else 2))
+
+
+def _run_file(args):
+    """The run file of ``--config`` (with ``--set`` overrides), or one made of ``evaluate``'s ``--manifest`` options."""
+    from keras_mm.runfile import RunFile
+
+    if args.config:
+        if getattr(args, "manifest", None) or getattr(args, "output", None):
+            sys.exit("error: --manifest and --output go without --config; with it, use --set data.manifest=... or output.dir=...")
+        return RunFile.load(args.config, overrides=args.set or ())
+    if not (getattr(args, "model", None) and getattr(args, "manifest", None)):
+        sys.exit("error: pass --config RUN_FILE, or --model MODEL.keras with --manifest MANIFEST")
+    document = {"data": {"manifest": args.manifest, "test_split": args.split or "test", "label": args.label},
+                "output": {"dir": args.output or os.path.dirname(os.path.abspath(args.model))},
+                "training": {"batch_size": args.batch_size}}
+    return RunFile.from_dict(document, source="command line")
+
+
+def _cmd_train(args):
+    from keras_mm import runfile
+
+    try:
+        runfile.run_training(_run_file(args), verbose=_verbosity(args.verbose))
+    except runfile.RunFileError as error:
+        sys.exit(f"error: {error}")
+
+
+def _cmd_evaluate(args):
+    import keras
+
+    from keras_mm import runfile
+
+    try:
+        run = _run_file(args)
+        model = None
+        if args.model:
+            if not os.path.isfile(args.model):
+                sys.exit(f"error: --model {args.model!r} is not a file (expected a .keras model saved by keras_mm)")
+            model = keras.models.load_model(args.model, safe_mode=True)
+        runfile.run_evaluation(run, model, split=args.split)
+    except runfile.RunFileError as error:
+        sys.exit(f"error: {error}")
+
+
+def _verbosity(value):
+    return value if value == "auto" else int(value)
 
 
 def _cmd_demo(args):
@@ -96,6 +148,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras-mm", description="keras_mm: multimodal Keras model zoo")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list registered encoders, fusions and heads").set_defaults(fn=_cmd_list)
+
+    train = sub.add_parser("train", help="train, evaluate and export a model as a YAML run file says (examples/run.yaml)")
+    train.add_argument("--config", required=True, help="the run file (YAML): model, data, training, output, export")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override a run-file value, e.g. --set training.epochs=1; repeatable")
+    train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
+                       help="auto: progress bar on a terminal, one line per epoch otherwise")
+    train.set_defaults(fn=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="score a trained model on a manifest split: table, report.json, plots")
+    evaluate.add_argument("--config", help="the run file used for training (its output.dir holds model.keras)")
+    evaluate.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a run-file value")
+    evaluate.add_argument("--model", help="a .keras model (default: model.keras in the run's output.dir)")
+    evaluate.add_argument("--manifest", help="CSV/JSONL manifest (without --config)")
+    evaluate.add_argument("--split", help="split to score (default: data.test_split, or 'test' without --config)")
+    evaluate.add_argument("--label", default="label", help="label column (without --config)")
+    evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (without --config)")
+    evaluate.add_argument("--output", help="folder for report/ (without --config; default: the model's folder)")
+    evaluate.set_defaults(fn=_cmd_evaluate)
 
     export = sub.add_parser("export", help="export a .keras model as a TF Serving SavedModel (raw inputs)")
     export.add_argument("--model", required=True, help="path of a .keras model built with keras_mm")
@@ -118,7 +189,7 @@ def main(argv=None):
 
     demo = sub.add_parser("demo", help="train, evaluate and export a model on the bundled sample data")
     demo.add_argument("--output", default="saved_models/demo")
-    demo.add_argument("--epochs", type=int, default=25)
+    demo.add_argument("--epochs", type=int, default=None, help="default: keras_mm.demo.EPOCHS, as `make demo`")
     demo.set_defaults(fn=_cmd_demo)
 
     args = parser.parse_args(argv)

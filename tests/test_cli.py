@@ -5,6 +5,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_mm
@@ -40,7 +41,7 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     assert out["class_name"] in ("a", "b", "c")
     assert out["image_present"] == 1.0 and out["audio_present"] == 1.0 and out["text_present"] == 0.0
     assert out["image_status"] == "ok" and out["text_status"] == "empty"
-    assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"][2] == 0.0
+    assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"]["text"] == 0.0
 
 
 def test_export_reports_a_missing_model_file(tmp_path):
@@ -49,3 +50,46 @@ def test_export_reports_a_missing_model_file(tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode != 0 and "is not a file" in result.stderr
+
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def test_train_then_evaluate_from_a_run_file(tmp_path, capsys):
+    from keras_mm.cli import main
+
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(
+        "model: {preset: tiny_concat}\n"
+        f"data: {{manifest: {keras_mm.datasets.sample_manifest_path()}, test_split: test, class_names: {DIGITS}}}\n"
+        "training: {epochs: 5, batch_size: 60}\n"
+        "output: {dir: out}\n"
+        "export: {tflite: out/model.tflite}\n"
+    )
+    main(["train", "--config", str(run_file), "--set", "training.epochs=1", "--verbose", "2"])
+    printed = capsys.readouterr().out
+    assert "Epoch 1/1" in printed and "Epoch 1/5" not in printed  # --set won
+    out = tmp_path / "out"  # relative to the run file
+    assert {"model.keras", "history.json", "run.yaml", "checkpoints", "report", "model.tflite"} <= set(os.listdir(out))
+    assert {"report.json", "confusion_matrix.png", "training_curves.png"} <= set(os.listdir(out / "report"))
+    trained = json.loads((out / "report" / "report.json").read_text())
+    assert trained["class_names"] == DIGITS and "seven" in printed  # the table names the classes
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 1
+
+    # evaluate reloads model.keras: the same numbers as right after training (a new model would differ)
+    (out / "report" / "report.json").unlink()
+    main(["evaluate", "--config", str(run_file)])
+    assert json.loads((out / "report" / "report.json").read_text())["metrics"] == trained["metrics"]
+    main(["evaluate", "--model", str(out / "model.keras"), "--manifest", keras_mm.datasets.sample_manifest_path(),
+          "--split", "test", "--output", str(tmp_path / "again")])
+    again = json.loads((tmp_path / "again" / "report" / "report.json").read_text())
+    assert again["metrics"] == trained["metrics"] and again["class_names"] == DIGITS
+
+
+def test_train_reports_a_bad_run_file_value_and_exits(tmp_path):
+    from keras_mm.cli import main
+
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"data: {{manifest: {keras_mm.datasets.sample_manifest_path()}}}\ntraining: {{epochs: ten}}\n")
+    with pytest.raises(SystemExit, match=r"^error: .*run.yaml: training.epochs must be a positive integer, got 'ten'\.$"):
+        main(["train", "--config", str(run_file)])
