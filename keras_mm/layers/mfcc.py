@@ -1,5 +1,7 @@
 """MFCC front-end as a Keras layer, numerically matching ``librosa.feature.mfcc``."""
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -70,6 +72,67 @@ def dct2_ortho_matrix(n_inputs, n_outputs):
     return matrix
 
 
+def windowed_dft_matrix(n_fft):
+    """``[n_fft, n_fft]`` matrix ``D``: ``frame @ D`` = the periodic-Hann-windowed real DFT of a frame.
+
+    Columns ``0 .. n_fft // 2`` are the real parts of bins ``0 .. n_fft // 2``;
+    the remaining ``(n_fft - 1) // 2`` columns are the imaginary parts of bins
+    ``1 .. (n_fft - 1) // 2`` (up to sign); the imaginary parts of bin 0 and
+    of the Nyquist bin are always zero and are left out, so the matrix is square.
+
+    Example:
+        >>> from keras_mm.layers.mfcc import windowed_dft_matrix
+        >>> frame = np.random.default_rng(0).normal(size=8)
+        >>> spectrum = np.fft.rfft(frame * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(8) / 8)))
+        >>> y = frame @ windowed_dft_matrix(8)
+        >>> np.allclose(y[:5] ** 2 + np.pad(y[5:], (1, 1)) ** 2, np.abs(spectrum) ** 2)
+        True
+    """
+    n = np.arange(n_fft)[:, None]
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    real_bins = np.arange(n_fft // 2 + 1)[None, :]
+    imag_bins = np.arange(1, (n_fft - 1) // 2 + 1)[None, :]
+    angle = 2.0 * np.pi / n_fft
+    matrix = np.concatenate([np.cos(angle * n * real_bins), np.sin(angle * n * imag_bins)], axis=1)
+    return window[:, None] * matrix
+
+
+STFT_MODES = ("auto", "rfft", "matmul")
+# What stft="auto" means while tracing: "rfft" is faster in TensorFlow itself (about 2x on the power
+# spectrum, 2-core CPU); TFLite/LiteRT's RFFT kernel is slower than the DFT matmul, so exporters trace
+# under auto_stft("matmul").
+_AUTO_STFT = ["rfft"]
+
+
+@contextlib.contextmanager
+def auto_stft(mode):
+    """Within this context, ``MFCC`` layers built with ``stft="auto"`` compute their STFT as ``mode``.
+
+    The mode is read when a layer's ``call`` runs (or is traced), so an exporter
+    wraps the tracing of the model in this context; the layer has no weights
+    that depend on the mode.
+
+    Args:
+        mode: ``"rfft"`` or ``"matmul"``.
+
+    Example:
+        >>> from keras_mm.layers.mfcc import auto_stft
+        >>> layer = keras_mm.layers.MFCC()
+        >>> with auto_stft("matmul"):
+        ...     layer.resolved_stft
+        'matmul'
+        >>> layer.resolved_stft
+        'rfft'
+    """
+    if mode not in ("rfft", "matmul"):
+        raise ValueError(f"mode={mode!r} is not supported. Allowed: rfft, matmul")
+    _AUTO_STFT.append(mode)
+    try:
+        yield
+    finally:
+        _AUTO_STFT.pop()
+
+
 @keras.saving.register_keras_serializable(package="keras_mm")
 class MFCC(keras.layers.Layer):
     """Mel-frequency cepstral coefficients of a batch of waveforms.
@@ -91,6 +154,13 @@ class MFCC(keras.layers.Layer):
         n_mels: number of mel bands.
         fmin, fmax: frequency range of the filterbank (``fmax=None``: Nyquist).
         top_db: dynamic range kept below each clip's maximum; ``None`` keeps all.
+        stft: how the power spectrum is computed: ``"rfft"`` (``tf.signal.stft``),
+            ``"matmul"`` (frames times a precomputed windowed-DFT matrix: more
+            arithmetic, but dense matmuls that TFLite/LiteRT and ONNX Runtime run
+            fast, where their RFFT kernels are slow) or ``"auto"``: ``"rfft"`` in
+            TensorFlow, where it is faster, and ``"matmul"`` in TFLite exports
+            (``export_tflite`` traces the model under ``auto_stft("matmul")``,
+            except for dynamic-range quantization).
 
     Example:
         >>> mfcc = keras_mm.layers.MFCC(sample_rate=16000, n_mfcc=40)
@@ -109,10 +179,13 @@ class MFCC(keras.layers.Layer):
         fmin=0.0,
         fmax=None,
         top_db=80.0,
+        stft="auto",
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if stft not in STFT_MODES:
+            raise ValueError(f"stft={stft!r} is not supported. Allowed: {', '.join(STFT_MODES)}")
         if n_mfcc > n_mels:
             raise ValueError(f"n_mfcc={n_mfcc} must be <= n_mels={n_mels}.")
         if n_fft < 2 or hop_length < 1:
@@ -130,11 +203,35 @@ class MFCC(keras.layers.Layer):
             self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax
         ).T.astype("float32")
         self._dct_matrix = dct2_ortho_matrix(self.n_mels, self.n_mfcc).astype("float32")
+        self.stft = stft
+        if stft != "rfft":
+            self._dft_matrix = windowed_dft_matrix(self.n_fft).astype("float32")
+            # squared DFT columns -> mel: bins 1.. of the filterbank repeated for the imaginary parts,
+            # so |z|^2 summed into mel bands is one matmul
+            mel = self._mel_matrix
+            self._dft_mel_matrix = np.concatenate([mel, mel[1 : 1 + (self.n_fft - 1) // 2]], axis=0)
 
-    def call(self, waveforms):
-        x = tf.cast(waveforms, tf.float32)
-        pad = self.n_fft // 2
-        x = tf.pad(x, [[0, 0], [pad, pad]])
+    @property
+    def resolved_stft(self):
+        """The STFT implementation ``call`` uses now: ``"rfft"`` or ``"matmul"`` (``"auto"`` resolved, see ``auto_stft``)."""
+        return _AUTO_STFT[-1] if self.stft == "auto" else self.stft
+
+    def _frames(self, x):
+        length = x.shape[-1]
+        if length is None:
+            return tf.signal.frame(x, self.n_fft, self.hop_length, pad_end=False)
+        # Known length: gather gcd-sized subframes with constant indices. tf.signal.frame computes the
+        # same from the dynamic shape, which TFLite keeps as ~20 shape ops per call.
+        sub = int(np.gcd(self.n_fft, self.hop_length))
+        num_frames = 1 + (length - self.n_fft) // self.hop_length
+        subframes = tf.reshape(x[:, : (length // sub) * sub], [-1, length // sub, sub])
+        index = np.arange(num_frames)[:, None] * (self.hop_length // sub) + np.arange(self.n_fft // sub)[None, :]
+        return tf.reshape(tf.gather(subframes, index.astype("int32"), axis=1), [-1, num_frames, self.n_fft])
+
+    def _power_mel(self, x):
+        if self.resolved_stft == "matmul":
+            spectrum = tf.matmul(self._frames(x), tf.constant(self._dft_matrix))
+            return tf.matmul(tf.math.square(spectrum), tf.constant(self._dft_mel_matrix))
         stft = tf.signal.stft(
             x,
             frame_length=self.n_fft,
@@ -146,7 +243,12 @@ class MFCC(keras.layers.Layer):
         # |z|^2 through ComplexAbs: the one RFFT consumer tf2onnx converts (Real/Imag are not),
         # and a TFLite built-in op.
         power = tf.math.square(tf.math.abs(stft))
-        mel = tf.matmul(power, tf.constant(self._mel_matrix))
+        return tf.matmul(power, tf.constant(self._mel_matrix))
+
+    def call(self, waveforms):
+        x = tf.cast(waveforms, tf.float32)
+        pad = self.n_fft // 2
+        mel = self._power_mel(tf.pad(x, [[0, 0], [pad, pad]]))
         log_mel = 10.0 * (tf.math.log(tf.maximum(mel, 1e-10)) / np.log(10.0))
         if self.top_db is not None:
             peak = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
@@ -172,6 +274,7 @@ class MFCC(keras.layers.Layer):
                 "fmin": self.fmin,
                 "fmax": self.fmax,
                 "top_db": self.top_db,
+                "stft": self.stft,
             }
         )
         return config

@@ -49,27 +49,57 @@ def test_filterbank_matches_librosa():
         np.testing.assert_allclose(ours, ref, atol=1e-7)
 
 
-def test_parity_with_librosa_on_synthetic_clips():
+@pytest.mark.parametrize("stft", ["rfft", "matmul"])
+def test_parity_with_librosa_on_synthetic_clips(stft):
     clips = synthetic_clips()
-    out = MFCC(sample_rate=SR, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
+    out = MFCC(sample_rate=SR, stft=stft, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
     worst = max(np.abs(out[i] - librosa_mfcc(c, **SETTINGS)).max() for i, c in enumerate(clips))
     assert worst <= 1e-3, worst
 
 
-def test_parity_with_librosa_on_recorded_speech():
+@pytest.mark.parametrize("stft", ["rfft", "matmul"])
+def test_parity_with_librosa_on_recorded_speech(stft):
     clips = speech_clips()
-    out = MFCC(sample_rate=SR, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
+    out = MFCC(sample_rate=SR, stft=stft, **SETTINGS)(np.stack(clips).astype("float32")).numpy()
     worst = max(np.abs(out[i] - librosa_mfcc(c, **SETTINGS)).max() for i, c in enumerate(clips))
     assert worst <= 1e-3, worst
 
 
 @pytest.mark.parametrize("settings", [dict(n_mfcc=13, n_fft=400, hop_length=100, n_mels=40), dict(n_mfcc=20, n_fft=1024, hop_length=256, n_mels=128, fmin=50.0, fmax=7000.0)])
-def test_parity_with_other_settings(settings):
+@pytest.mark.parametrize("stft", ["rfft", "matmul"])
+def test_parity_with_other_settings(settings, stft):
     clip = synthetic_clips(12345)[2]
-    out = MFCC(sample_rate=SR, **settings)(clip[None].astype("float32")).numpy()[0]
+    out = MFCC(sample_rate=SR, stft=stft, **settings)(clip[None].astype("float32")).numpy()[0]
     ref = librosa_mfcc(clip, **settings)
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() <= 1e-3
+
+
+def test_matmul_stft_agrees_with_rfft_also_with_unknown_length():
+    import tensorflow as tf
+
+    clips = np.stack(synthetic_clips(7001)).astype("float32")
+    settings = dict(n_mfcc=13, n_fft=400, hop_length=100, n_mels=40)
+    rfft = MFCC(sample_rate=SR, stft="rfft", **settings)(clips).numpy()
+    matmul_layer = MFCC(sample_rate=SR, stft="matmul", **settings)
+    # static length: constant-index framing; unknown length: tf.signal.frame
+    dynamic = tf.function(matmul_layer.call, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    for out in (matmul_layer(clips).numpy(), dynamic(clips).numpy()):
+        assert out.shape == rfft.shape
+        assert np.abs(out - rfft).max() <= 1e-3
+
+
+def test_auto_stft_is_rfft_in_tensorflow_and_matmul_under_auto_stft():
+    from keras_mm.layers.mfcc import auto_stft
+
+    layer = MFCC()
+    assert layer.stft == "auto" and layer.resolved_stft == "rfft"
+    with auto_stft("matmul"):
+        assert layer.resolved_stft == "matmul"
+        assert MFCC(stft="rfft").resolved_stft == "rfft"  # an explicit choice is kept
+    assert layer.resolved_stft == "rfft"
+    with pytest.raises(ValueError, match="stft='fft' is not supported. Allowed: auto, rfft, matmul"):
+        MFCC(stft="fft")
 
 
 def test_output_shape_is_time_major_and_batch_independent():
@@ -85,8 +115,10 @@ def test_output_shape_is_time_major_and_batch_independent():
 def test_config_round_trip_and_float32_under_mixed_precision():
     import keras
 
-    layer = MFCC(sample_rate=8000, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40, fmin=30.0, fmax=3500.0, top_db=None)
+    layer = MFCC(sample_rate=8000, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40, fmin=30.0, fmax=3500.0, top_db=None,
+                 stft="matmul")
     clone = MFCC.from_config(layer.get_config())
+    assert clone.stft == "matmul"
     # every setting must survive the round trip: compare what the layers compute, on a clip where
     # each setting changes the result (near-silence after a chirp, so top_db=None matters too)
     clip = np.concatenate([synthetic_clips(4000)[2], synthetic_clips(4000)[4]])[None].astype("float32")
