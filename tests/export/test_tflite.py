@@ -32,3 +32,63 @@ def test_int8_needs_representative_data(trained_model, tmp_path):
         keras_mm.export_tflite(trained_model, str(tmp_path / "m.tflite"), quantization="int8")
     with pytest.raises(ValueError, match="quantization='int4' is not supported"):
         keras_mm.export_tflite(trained_model, str(tmp_path / "m.tflite"), quantization="int4")
+
+
+def _tensor_dtypes(path, fragment):
+    from keras_mm.export.tflite import tflite_interpreter_class
+
+    interpreter = tflite_interpreter_class()[0](model_path=path)
+    return {t["name"]: t["dtype"] for t in interpreter.get_tensor_details() if fragment in t["name"]}
+
+
+@pytest.fixture(scope="module")
+def float_tflite(trained_model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tflite") / "float.tflite")
+    keras_mm.export_tflite(trained_model, path)
+    return path
+
+
+def test_int8_calibrated_on_a_training_dataset_keeps_answers_and_a_float_mfcc(trained_model, numeric_batch, tmp_path):
+    import tensorflow as tf
+
+    raw = trained_model.preprocessor.example_raw(16, seed=5)
+    train_ds = tf.data.Dataset.from_tensor_slices((trained_model.preprocessor.process_batch(raw), np.arange(16) % 3)).batch(4)
+    path = str(tmp_path / "int8.tflite")
+    keras_mm.export_tflite(trained_model, path, quantization="int8", representative_data=train_ds, calibration_samples=12)
+    expected = trained_model.predict(numeric_batch, verbose=0)
+    got = TFLiteModel(path).predict(numeric_batch)["probabilities"]
+    assert np.abs(got - expected).max() <= 0.15, np.abs(got - expected).max()
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 5 / 6  # chance is 1/3
+    # the MFCC front-end stays float32 (with float_mfcc=False its Log is int8, benchmarks/quantization.py);
+    # the layers after it are int8
+    mfcc = _tensor_dtypes(path, "mfcc_1/")
+    assert [dtype for name, dtype in mfcc.items() if name.endswith("/Log")] == [np.float32], mfcc
+    assert np.int8 in _tensor_dtypes(path, "conv_0_1/").values()
+
+
+def test_export_uses_the_matmul_stft(trained_model, float_tflite):
+    from keras_mm.layers import MFCC
+
+    assert [l.stft for l in trained_model._flatten_layers() if isinstance(l, MFCC)] == ["auto"]
+    names = _tensor_dtypes(float_tflite, "mfcc_1/")
+    assert any("MatMul" in n for n in names) and not any("rfft" in n.lower() or "stft" in n for n in names), sorted(names)
+
+
+def test_runtime_is_litert_when_installed_and_tf_lite_otherwise(trained_model, numeric_batch, float_tflite, monkeypatch):
+    import sys
+    import warnings
+
+    pytest.importorskip("ai_edge_litert")
+    expected = trained_model.predict(numeric_batch, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lite = TFLiteModel(float_tflite)
+    assert lite.runtime == "ai_edge_litert" and type(lite.interpreter).__module__.startswith("ai_edge_litert")
+    assert not [w for w in caught if "deprecated" in str(w.message)]
+    np.testing.assert_allclose(lite.predict(numeric_batch)["probabilities"], expected, atol=1e-5)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import now raises ImportError
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fallback = TFLiteModel(float_tflite)
+    assert fallback.runtime == "tf.lite" and type(fallback.interpreter).__module__.startswith("tensorflow")
+    np.testing.assert_allclose(fallback.predict(numeric_batch)["probabilities"], expected, atol=1e-5)
