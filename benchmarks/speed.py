@@ -162,32 +162,22 @@ def bench_serving(quick):
 
 
 def bench_onnx(model, numeric, repeats, latency_repeats):
-    """ONNX Runtime on the numeric core, converted by tf2onnx at fixed batch sizes (RFFT needs them)."""
+    """ONNX Runtime on the numeric core from keras_mm.export_onnx (dynamic batch: one file for batch 32 and 1)."""
+    from keras_mm.export.onnx import require
+
     try:
-        import onnxruntime as ort
-        import tf2onnx
-    except ImportError:
-        print("ONNX Runtime row skipped: pip install tf2onnx onnxruntime (make bench installs them)")
+        require("tf2onnx"), require("onnxruntime")
+    except ImportError as error:
+        print(f"ONNX Runtime row skipped: {error} (make bench installs them)")
         return None
-    names = sorted(numeric)
-    sessions = {}
-    for batch in (32, 1):
-        spec = [tf.TensorSpec((batch, *numeric[k].shape[1:]), numeric[k].dtype, name=k) for k in names]
-
-        def forward(*args):
-            return model(dict(zip(names, args)), training=False)
-
-        proto, _ = tf2onnx.convert.from_function(tf.function(forward, input_signature=spec), input_signature=spec, opset=17)
-        options = ort.SessionOptions()
-        sessions[batch] = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    input_names = [i.name for i in sessions[32].get_inputs()]
-    feed = {n: numeric[n.split(":")[0]] for n in input_names}
-    one = {n: v[:1] for n, v in feed.items()}
-    expected = model.predict(numeric, verbose=0)
-    drift = float(np.abs(sessions[32].run(None, feed)[0] - expected).max())
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_mm.export_onnx(model, os.path.join(tmp, "m.onnx"))
+        runner = keras_mm.export.ONNXModel(os.path.join(tmp, "m.onnx"))
+    one = {k: v[:1] for k, v in numeric.items()}
+    drift = keras_mm.export.verify_numeric(model, runner, numeric)["max_abs_diff"]
     print(f"ONNX Runtime max |diff| vs Keras: {drift:.2e}")
-    t = statistics.median(timeit(lambda: sessions[32].run(None, feed), repeats))
-    lat = timeit(lambda: sessions[1].run(None, one), latency_repeats)
+    t = statistics.median(timeit(lambda: runner.predict(numeric), repeats))
+    lat = timeit(lambda: runner.predict(one), latency_repeats)
     return t, lat
 
 

@@ -19,7 +19,7 @@ from keras_mm import testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402
 from keras_mm.presets import list_presets  # noqa: E402
 from keras_mm.recipes import Distiller  # noqa: E402
-from keras_mm.export import export_saved_model, export_tflite, serving, verify_export  # noqa: E402
+from keras_mm.export import export_onnx, export_saved_model, export_tflite, serving, verify_export  # noqa: E402
 from keras_mm.models import DualEncoder, MultimodalModel, build_dual_encoder, build_model  # noqa: E402
 from keras_mm.training import train  # noqa: E402
 from keras_mm.evaluation import evaluate, evaluate_robustness  # noqa: E402
@@ -48,6 +48,7 @@ __all__ = [
     "encoders",
     "evaluate",
     "evaluate_robustness",
+    "export_onnx",
     "export_saved_model",
     "export_tflite",
     "fusions",

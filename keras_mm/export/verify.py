@@ -101,19 +101,71 @@ def verify_export(model, path, samples, signature="serving_default", atol=1e-5, 
 
     report = {"version_dir": version_dir, "signature": signature, "per_output": {}}
     for source in ("eager", "session"):
-        worst = 0.0
-        for key, value in expected.items():
-            got = np.asarray(served[source][key])
-            if got.shape != value.shape:
-                raise AssertionError(f"{source}: output {key!r} has shape {got.shape}, expected {value.shape}")
-            diff = _max_difference(got, value)
+        worst, per_output = _compare(expected, served[source], source)
+        for key, diff in per_output.items():
             report["per_output"].setdefault(key, {})[source] = diff
-            worst = max(worst, diff)
         report["max_abs_diff" if source == "eager" else "session_max_abs_diff"] = worst
     report["ok"] = report["max_abs_diff"] <= atol and report["session_max_abs_diff"] <= atol
     report["expected"] = expected
     report["served"] = served["eager"]
     return report
+
+
+def verify_numeric(model, runner, inputs, atol=1e-5):
+    """Compare a numeric-core export (ONNX or TFLite) with ``model`` on numeric ``inputs``, output by output.
+
+    The reference is the model's ``serving_numeric`` computation (the
+    outputs :func:`export_onnx` and :func:`export_tflite` keep).
+
+    Args:
+        model: the in-memory :class:`MultimodalModel`.
+        runner: an :class:`ONNXModel` or :class:`TFLiteModel`, or the path of
+            an ``.onnx`` / ``.tflite`` file.
+        inputs: numeric input dict (``model.preprocessor.process_batch(raw)``).
+        atol: tolerance; the report's ``ok`` says whether every output is within it.
+
+    Returns:
+        dict: ``max_abs_diff``, ``per_output`` diffs, ``ok``, and the
+        ``expected`` and ``served`` outputs.
+
+    Example:
+        >>> from keras_mm.export.verify import verify_numeric
+        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> size = keras_mm.export_onnx(model, "model.onnx")
+        >>> report = verify_numeric(model, "model.onnx", model.preprocessor.process_batch(model.preprocessor.example_raw(3)))
+        >>> report["ok"], sorted(report["per_output"])[:3]
+        (True, ['audio_present', 'class_id', 'image_present'])
+    """
+    if isinstance(runner, (str, os.PathLike)):
+        runner = _runner_for(os.fspath(runner))
+    expected = {k: np.asarray(v) for k, v in ServingFunctions(model).numeric(inputs).items()}
+    served = {k: np.asarray(v) for k, v in runner.predict(inputs).items()}
+    worst, per_output = _compare(expected, served, type(runner).__name__)
+    return {"max_abs_diff": worst, "per_output": per_output, "ok": worst <= atol, "expected": expected, "served": served}
+
+
+def _runner_for(path):
+    from keras_mm.export.onnx import ONNXModel
+    from keras_mm.export.tflite import TFLiteModel
+
+    runners = {".onnx": ONNXModel, ".tflite": TFLiteModel}
+    extension = os.path.splitext(path)[1]
+    if extension not in runners:
+        raise ValueError(f"runner={path!r}: the file's extension {extension!r} is not supported. Allowed: .onnx, .tflite")
+    return runners[extension](path)
+
+
+def _compare(expected, got, source):
+    """``(largest difference, {output: difference})`` of the outputs ``got`` against ``expected``."""
+    per_output = {}
+    for key, value in expected.items():
+        if key not in got:
+            raise AssertionError(f"{source}: output {key!r} is missing; it has {sorted(got)}")
+        array = np.asarray(got[key])
+        if array.shape != value.shape:
+            raise AssertionError(f"{source}: output {key!r} has shape {array.shape}, expected {value.shape}")
+        per_output[key] = _max_difference(array, value)
+    return max(per_output.values(), default=0.0), per_output
 
 
 def _to_tensor(values, spec):

@@ -1,0 +1,76 @@
+import sys
+
+import numpy as np
+import pytest
+
+import keras_mm
+from keras_mm.export import ONNXModel, verify_numeric
+from keras_mm.export.signatures import ServingFunctions
+from keras_mm.layers.mfcc import MFCC
+
+
+@pytest.fixture(scope="module")
+def onnx_file(trained_model, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("onnx") / "model.onnx")
+    keras_mm.export_onnx(trained_model, path)
+    return path
+
+
+def test_one_file_serves_any_batch_size_like_keras(trained_model, onnx_file):
+    runner = ONNXModel(onnx_file)
+    assert runner.batch_size is None
+    expected_names = set(ServingFunctions(trained_model).numeric(_numeric(trained_model, 1)))
+    for batch in (1, 3):
+        numeric = _numeric(trained_model, batch)
+        if batch == 3:
+            numeric["image_present"][1] = 0.0  # a sample without its image
+            numeric["image"][1] = 0.0
+        report = verify_numeric(trained_model, runner, numeric)
+        assert set(report["served"]) == expected_names
+        assert report["ok"] and report["max_abs_diff"] <= 1e-5, report["per_output"]
+    assert report["served"]["image_present"].tolist() == [1.0, 0.0, 1.0]
+    assert report["served"]["modality_weights"].shape == (3, 3)
+
+
+def test_inputs_keep_their_feature_names(trained_model, onnx_file):
+    runner = ONNXModel(onnx_file)
+    assert set(runner.input_types) == set(trained_model.input)
+    with pytest.raises(ValueError, match="text_token_ids"):
+        runner.predict({k: v for k, v in _numeric(trained_model, 2).items() if k != "text_token_ids"})
+
+
+def test_an_rfft_graph_needs_a_fixed_batch_size(tmp_path):
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+    for layer in model._flatten_layers():
+        if isinstance(layer, MFCC):
+            layer.stft = "rfft"  # tf2onnx converts RFFT only with a static batch dimension
+    with pytest.raises(ValueError, match="batch_size=N"):
+        keras_mm.export_onnx(model, str(tmp_path / "dynamic.onnx"))
+    path = str(tmp_path / "fixed.onnx")
+    keras_mm.export_onnx(model, path, batch_size=2)
+    runner = ONNXModel(path)
+    assert runner.batch_size == 2
+    assert verify_numeric(model, runner, _numeric(model, 2))["max_abs_diff"] <= 1e-5
+    with pytest.raises(ValueError, match="batch_size=2"):
+        runner.predict(_numeric(model, 3))
+
+
+@pytest.mark.parametrize("missing", ["tf2onnx", "onnxruntime"])
+def test_missing_dependencies_say_how_to_install_them(trained_model, monkeypatch, tmp_path, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install keras_mm\[onnx\]"):
+        keras_mm.export_onnx(trained_model, str(tmp_path / "model.onnx"))
+    if missing == "onnxruntime":
+        with pytest.raises(ImportError, match=r"pip install keras_mm\[onnx\]"):
+            ONNXModel(str(tmp_path / "model.onnx"))
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_bad_batch_size_is_named(trained_model, tmp_path):
+    with pytest.raises(ValueError, match="batch_size=0"):
+        keras_mm.export_onnx(trained_model, str(tmp_path / "model.onnx"), batch_size=0)
+
+
+def _numeric(model, batch):
+    numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(batch))
+    return {k: np.array(v) for k, v in numeric.items()}
