@@ -31,7 +31,7 @@ from keras_mm.evaluation.report import evaluate
 from keras_mm.export import export_saved_model, export_tflite
 from keras_mm.models.builder import build_model
 from keras_mm.presets import preset_config
-from keras_mm.registry import HEADS, constructor_arguments
+from keras_mm.registry import ENCODERS, FUSIONS, HEADS, constructor_arguments, validate_kwargs
 from keras_mm.training.trainer import train
 
 __all__ = ["RunFile", "RunFileError", "run_evaluation", "run_training"]
@@ -58,6 +58,8 @@ def _non_negative_int(value):
 
 
 def _positive_number(value):
+    if value is None:
+        return None
     # YAML 1.1 reads 1e-3 (no dot) as a string: accept the numbers people write.
     try:
         number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
@@ -142,7 +144,7 @@ class TrainingSection:
 
     epochs: int = _field(10, _positive_int)
     batch_size: int = _field(32, _positive_int)
-    learning_rate: float = _field(1e-3, _positive_number)
+    learning_rate: float = _field(None, _positive_number)  # None: keras_mm.train's default (the fusion's recipe)
     strategy: str = _field("default", _choice("default", "auto", "mirrored", "multi_worker"))
     checkpoint_dir: str = _field(_UNDER_OUTPUT, _optional_text, path=True)
     seed: int = _field(0, _non_negative_int)
@@ -315,9 +317,9 @@ class RunFile:
                                "keras-mm list shows the registered names.")
         try:
             config = ModelConfig.from_dict(preset_config(preset, **given) if preset else given)
-            head = None if config.head is None else HEADS.get(config.head["name"], field="head")
         except ValueError as error:
             raise RunFileError(f"{self.source}: model: {error}") from None
+        head = self._check_components(config)
         names = self.data.class_names
         if names and config.class_names and names != config.class_names:
             raise RunFileError(f"{self.source}: model.class_names and data.class_names differ; give them once, in data.")
@@ -327,6 +329,22 @@ class RunFile:
             elif config.num_classes is None and head.requires_num_classes:
                 config.class_names, config.num_classes = self._manifest_classes()
         return config
+
+    def _check_components(self, config):
+        """Look up every component and check its arguments (as ``build_model`` will); return the head class or None."""
+        checks = [(ENCODERS, spec, f"model.encoders.{feature}", ()) for feature, spec in config.encoders.items()]
+        checks.append((FUSIONS, config.fusion, "model.fusion", ()))
+        if config.head is not None:
+            checks.append((HEADS, config.head, "model.head", ("num_classes", "class_names")))
+        cls = None
+        try:
+            for registry, spec, field, filled_in in checks:
+                cls = registry.get(spec["name"], field=field)
+                arguments = {k: v for k, v in spec.items() if k != "name"}
+                validate_kwargs(cls, arguments, field, provided_by_builder=("name", *filled_in))
+        except ValueError as error:
+            raise RunFileError(f"{self.source}: {error}") from None
+        return cls if config.head is not None else None
 
     def _manifest_classes(self):
         """(class names, number of classes) of the manifest's labels over all splits."""
@@ -352,8 +370,10 @@ class RunFile:
     def train_arguments(self):
         """The keyword arguments this run passes to ``keras_mm.train`` besides the model and the datasets."""
         strategy = None if self.training.strategy == "default" else self.training.strategy
-        return {"epochs": self.training.epochs, "strategy": strategy, "learning_rate": self.training.learning_rate,
-                "checkpoint_dir": self.training.checkpoint_dir, **self.training.options}
+        arguments = {"epochs": self.training.epochs, "strategy": strategy, "checkpoint_dir": self.training.checkpoint_dir}
+        if self.training.learning_rate is not None:
+            arguments["learning_rate"] = self.training.learning_rate
+        return {**arguments, **self.training.options}
 
 
 def run_training(run, verbose="auto"):
@@ -386,15 +406,10 @@ def run_training(run, verbose="auto"):
     keras.utils.set_random_seed(run.training.seed)
     config = run.model_config()
     validation = run.data.validation_split
-
-    def build():
-        try:
-            return build_model(config)
-        except ValueError as error:
-            raise RunFileError(f"{run.source}: model: {error}") from None
-
+    # The config itself, as a Python caller would pass it: train builds it in the strategy's scope
+    # and adds what its options need (auxiliary heads for balance=).
     model, history = train(
-        build, lambda m: run.dataset(m, run.data.train_split, training=True),
+        config, lambda m: run.dataset(m, run.data.train_split, training=True),
         (lambda m: run.dataset(m, validation)) if validation else None,
         verbose=verbose, **run.train_arguments(),
     )

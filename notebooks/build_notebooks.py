@@ -22,13 +22,19 @@ NOTEBOOKS = {
                  "              'audio': {'name': 'mfcc_cnn', 'num_samples': 16000, 'filters': [16, 32]}},\n"
                  "    fusion='attention', num_classes=10, modality_dropout=0.25)\n"
                  "manifest = keras_mm.datasets.sample_manifest_path()\n"
-                 "train = lambda m: keras_mm.data.from_manifest(manifest, model=m, split='train', batch_size=32, shuffle=True, cache=True)\n"
-                 "test = lambda m: keras_mm.data.from_manifest(manifest, model=m, split='test', batch_size=32, cache=True)\n"
-                 "model, history = keras_mm.train(config, train, test, epochs=8, strategy=None, learning_rate=3e-3, verbose=2)"),
-        ("code", "report = keras_mm.evaluate(model, test(model), output_dir='quickstart_report', history=history)\n"
-                 "robust = keras_mm.evaluate_robustness(model, test(model), output_dir='quickstart_report')"),
+                 "data = lambda split, **options: lambda m: keras_mm.data.from_manifest(manifest, model=m, split=split, batch_size=32, cache=True, **options)\n"
+                 "model, history = keras_mm.train(config, data('train', shuffle=True), data('val'), epochs=8, strategy=None, learning_rate=3e-3, verbose=2)"),
+        ("md", "The model's graph: one encoder per feature, the fusion, the head. `model.plot()` draws it with "
+               "Graphviz (`apt-get install graphviz`; `make install` installs it) and says so when `dot` is missing."),
         ("code", "from IPython.display import Image, display\n"
-                 "for name in ('training_curves.png', 'confusion_matrix.png', 'robustness.png'):\n"
+                 "try:\n    display(model.plot())\nexcept RuntimeError as error:  # no Graphviz on this machine\n    print(error)"),
+        ("md", "Scores on the held-out test split. A report shows its tables and plots inline; "
+               "`output_dir` also writes them as PNG files and `report.json`."),
+        ("code", "test = data('test')(model)\n"
+                 "report = keras_mm.evaluate(model, test, output_dir='quickstart_report', history=history)\n"
+                 "report"),
+        ("code", "robust = keras_mm.evaluate_robustness(model, test, output_dir='quickstart_report')\n"
+                 "for name in ('training_curves.png', 'robustness.png'):\n"
                  "    display(Image(os.path.join('quickstart_report', name)))"),
     ],
     "02_mirrored_training_and_serving.ipynb": [

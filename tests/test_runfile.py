@@ -6,7 +6,7 @@ import os
 import pytest
 
 import keras_mm
-from keras_mm.runfile import RunFile, RunFileError, run_training
+from keras_mm.runfile import RunFile, RunFileError
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "run.yaml")
 SAMPLE = keras_mm.datasets.sample_manifest_path()
@@ -104,10 +104,21 @@ def test_model_errors_name_the_model_section():
               "data": {"manifest": SAMPLE, "class_names": list("0123456789")}})
 
 
-def test_an_unknown_encoder_is_reported_under_the_model_section(tmp_path):
-    run = load({"model": {"encoders": {"image": "smal_cnn"}}, "data": {"manifest": SAMPLE}, "output": {"dir": str(tmp_path)}})
-    with pytest.raises(RunFileError, match=r"run.yaml: model: encoders\['image'\]='smal_cnn' is not a registered encoder"):
-        run_training(run, verbose=0)
+def test_components_are_checked_when_the_file_is_loaded():
+    with pytest.raises(RunFileError, match=r"^run.yaml: model.encoders.image='smal_cnn' is not a registered encoder\. "
+                                           r"Did you mean 'small_cnn'\?"):
+        load({"model": {"encoders": {"image": "smal_cnn"}}, "data": {"manifest": SAMPLE}})
+    with pytest.raises(RunFileError, match=r"^run.yaml: model.fusion: unknown argument\(s\) 'projection' for 'attention'\. Allowed: "):
+        load({"model": {"preset": "tiny_attention", "fusion": {"name": "attention", "projection": 8}}, "data": {"manifest": SAMPLE}})
+    with pytest.raises(RunFileError, match=r"^run.yaml: model.head='clasification' is not a registered head"):
+        load({"model": {"preset": "tiny_attention", "head": "clasification"}, "data": {"manifest": SAMPLE}})
+
+
+def test_left_out_options_keep_train_defaults():
+    arguments = load(minimal()).train_arguments()
+    assert "learning_rate" not in arguments  # train's default: the fusion's recipe
+    assert arguments["strategy"] is None and arguments["epochs"] == 10
+    assert load(minimal(training={"learning_rate": 0.01})).train_arguments()["learning_rate"] == 0.01
 
 
 def test_classes_come_from_the_data_when_the_model_names_none():

@@ -3,7 +3,6 @@
 import importlib.util
 import os
 import shutil
-import tempfile
 
 import keras
 
@@ -18,6 +17,28 @@ def encoder_inputs(feature, encoder):
         suffix: keras.Input(shape=shape, dtype=dtype, name=input_name(feature, suffix))
         for suffix, (shape, dtype) in encoder.input_signature().items()
     }
+
+
+class ModelDiagram:
+    """A drawn model graph (``MultimodalModel.plot``); notebooks show it through ``_repr_png_``/``_repr_svg_``.
+
+    Attributes:
+        data: the image file's bytes.
+        format: ``"png"``, ``"svg"``, ...
+
+    Example:
+        >>> ModelDiagram(b"<svg></svg>", "svg")._repr_svg_()
+        '<svg></svg>'
+    """
+
+    def __init__(self, data, format):
+        self.data, self.format = data, format
+
+    def _repr_png_(self):
+        return self.data if self.format == "png" else None
+
+    def _repr_svg_(self):
+        return self.data.decode("utf-8") if self.format == "svg" else None
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
@@ -192,20 +213,20 @@ class MultimodalModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def plot(self, path=None, show_shapes=True, **kwargs):
-        """Draw the model's graph (inputs, encoders, fusion, head) with ``keras.utils.plot_model``.
+        """Draw the model's graph (inputs, encoders, fusion, head) with Keras' ``model_to_dot``.
 
         Needs the ``pydot`` package and Graphviz's ``dot`` program
         (``apt-get install graphviz``; ``make install`` installs it when it can).
 
         Args:
-            path: image file to write (``.png``, ``.svg``, ...); ``None`` draws a
-                PNG in a temporary folder, deleted afterwards (for notebooks).
-            show_shapes: show each layer's output shape.
-            **kwargs: other ``keras.utils.plot_model`` options (``expand_nested``, ``dpi``, ``rankdir``, ...).
+            path: image file to write; its extension picks the format (``.png``,
+                ``.svg``, ``.pdf``, ...). ``None`` writes nothing (for notebooks).
+            show_shapes: show each layer's input and output shapes.
+            **kwargs: other ``keras.utils.model_to_dot`` options (``expand_nested``, ``dpi``, ``rankdir``, ...).
 
         Returns:
-            an ``IPython.display.Image`` when IPython is installed (a notebook
-            cell shows it), else ``None``.
+            a :class:`ModelDiagram` (a PNG unless ``path`` names another format);
+            a notebook cell ending with ``model.plot()`` shows it.
 
         Raises:
             RuntimeError: when pydot or Graphviz's ``dot`` is missing, saying how to install it.
@@ -214,11 +235,11 @@ class MultimodalModel(keras.Model):
             >>> import os
             >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=3)
             >>> try:
-            ...     image = model.plot("model.png")  # in a notebook: model.plot() shows the graph
+            ...     diagram = model.plot("model.png")  # in a notebook: model.plot() shows the graph
             ... except RuntimeError as error:  # no Graphviz here: the message says what to install
             ...     print("apt-get install graphviz" in str(error))
             ... else:
-            ...     print(os.path.getsize("model.png") > 0)
+            ...     print(os.path.getsize("model.png") == len(diagram.data))
             True
         """
         if importlib.util.find_spec("pydot") is None:
@@ -228,12 +249,13 @@ class MultimodalModel(keras.Model):
                 "model.plot() needs Graphviz's `dot` program, which is not on PATH: apt-get install graphviz "
                 "(Debian/Ubuntu; brew install graphviz on macOS). make install installs it when run as root or with sudo."
             )
-        kwargs = {"show_layer_names": True, "dpi": 72, **kwargs}
+        image_format = "png" if path is None else (os.path.splitext(os.fspath(path))[1][1:].lower() or "png")
+        graph = keras.utils.model_to_dot(self, show_shapes=show_shapes, **{"dpi": 72, **kwargs})
+        data = graph.create(format=image_format)
         if path is not None:
-            return keras.utils.plot_model(self, to_file=os.fspath(path), show_shapes=show_shapes, **kwargs)
-        with tempfile.TemporaryDirectory() as folder:
-            # IPython's Image reads the PNG when it is made, so the folder can go.
-            return keras.utils.plot_model(self, to_file=os.path.join(folder, "model.png"), show_shapes=show_shapes, **kwargs)
+            with open(path, "wb") as f:
+                f.write(data)
+        return ModelDiagram(data, image_format)
 
     def get_config(self):
         return {
