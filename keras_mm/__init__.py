@@ -14,6 +14,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from keras_mm.tf_logs import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()  # before anything imports TensorFlow; TF_CPP_MIN_LOG_LEVEL=0 keeps its start-up logs
+
 from keras_mm import data, datasets, encoders, fusions, heads, layers, losses, modalities, preprocessing  # noqa: E402  (registers components)
 from keras_mm import testing  # noqa: E402
 from keras_mm.config import ModelConfig  # noqa: E402

@@ -41,7 +41,7 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     assert out["class_name"] in ("a", "b", "c")
     assert out["image_present"] == 1.0 and out["audio_present"] == 1.0 and out["text_present"] == 0.0
     assert out["image_status"] == "ok" and out["text_status"] == "empty"
-    assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"][2] == 0.0
+    assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"]["text"] == 0.0
 
 
 def test_export_reports_a_missing_model_file(tmp_path):

@@ -73,7 +73,7 @@ def write_tfrecords(source, out_dir, num_shards=8, model=None, sample_rate=None)
     Example:
         >>> meta = keras_mm.data.write_tfrecords(keras_mm.datasets.sample_manifest_path(), "shards", num_shards=2)
         >>> meta["num_examples"], [s["examples"] for s in meta["shards"]], meta["features"]["audio"]
-        (240, [120, 120], 'audio')
+        (350, [175, 175], 'audio')
     """
     if not isinstance(num_shards, int) or num_shards < 1:
         raise ValueError(f"num_shards={num_shards!r} must be a positive integer.")
@@ -231,7 +231,7 @@ def from_tfrecords(
         >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=10)
         >>> x, y = next(iter(keras_mm.data.from_tfrecords("shards", model=model, batch_size=8)))
         >>> x["audio"].shape, y.numpy()[:3]
-        (TensorShape([8, 4000]), array([5, 4, 7]))
+        (TensorShape([8, 4000]), array([0, 0, 8]))
     """
     metadata, files = read_tfrecords_metadata(path)
     if features is None:

@@ -10,13 +10,15 @@ SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")
 
 
 def sample_manifest_path():
-    """Path of the bundled sample manifest (digits: image + caption + spoken digit).
+    """Path of the bundled sample manifest, ``keras_mm/datasets/sample/manifest.csv`` (digits: scan + caption + spoken digit).
+
+    Splits ``train`` / ``val`` / ``test`` share no file and no voice; see ``sample/README.md`` next to it.
 
     Example:
         >>> ds = keras_mm.data.from_manifest(keras_mm.datasets.sample_manifest_path())  # raw examples
         >>> x, label = next(iter(ds))
         >>> sorted(x), x["text"].numpy(), int(label)
-        (['audio', 'image', 'text'], b'five', 5)
+        (['audio', 'image', 'text'], b'a handwritten digit', 0)
     """
     return os.path.join(SAMPLE_DIR, "manifest.csv")
 

@@ -1,6 +1,7 @@
 """Loading pretrained weights from local files into a backbone."""
 
 import os
+import warnings
 
 import keras
 
@@ -46,7 +47,13 @@ def load_pretrained_weights(backbone, path):
             "weights file (keras_mm downloads nothing), or weights=None."
         )
     try:
-        backbone.load_weights(path)
+        # A full model file makes this attempt fail, after Keras warned once per nested container
+        # ("Skipping nested container", ~100 lines per call): keep those warnings only if it succeeds.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backbone.load_weights(path)
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return len([layer for layer in backbone.layers if layer.weights])
     except Exception as direct_error:  # noqa: BLE001 - fall back to a by-name match below
         try:

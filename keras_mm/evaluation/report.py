@@ -161,11 +161,16 @@ class EvaluationReport:
             groups = list(per_class)
             width = 0.8 / len(features)
             for k, feature in enumerate(features):
-                ax.bar(np.arange(len(groups)) + k * width, [per_class[g][feature] for g in groups], width, label=feature)
+                bars = ax.bar(np.arange(len(groups)) + k * width, [per_class[g][feature] for g in groups], width,
+                              label=f"{feature} (mean {self.modality_weights['overall'][feature]:.3f})")
+                # values written on the bars: a weight near 0 draws no visible bar at all
+                ax.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
             ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45, ha="right")
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside: it hid the last bars
         else:
-            ax.bar(features, [self.modality_weights["overall"][f] for f in features])
+            bars = ax.bar(features, [self.modality_weights["overall"][f] for f in features])
+            ax.bar_label(bars, fmt="%.3f", fontsize=8)
+        ax.set_ylim(0.0, 1.15)  # weights are softmax shares: one scale for every model, room for the labels
         ax.set_ylabel("mean attention weight")
         ax.set_title("Which modality the model relied on" + (" (by true class)" if per_class else ""))
         return fig
@@ -198,6 +203,7 @@ def _plot_history(plt, history):
         if f"val_{key}" in logs:
             ax.plot(range(1, len(logs[f"val_{key}"]) + 1), logs[f"val_{key}"], label="validation")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
         ax.set_title(key)
         ax.legend()
     return fig
@@ -212,7 +218,8 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
         class_names: names for the table and plots (default: the head's ``class_names``).
         output_dir: if given, write PNG plots and ``report.json`` there.
         history: a training history, plotted as curves when ``output_dir`` is given.
-        verbose: print the report.
+        verbose: print one summary line; the table is ``print(report)`` (or the
+            report ending a notebook cell), so it is never printed twice.
 
     Returns:
         an :class:`EvaluationReport`.
@@ -245,8 +252,10 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
                 for c in range(len(class_names)) if (ids == c).any()
             }
     report = EvaluationReport(task, metrics, per_class, confusion, class_names, modality_weights, model.features)
-    if verbose:
-        print(report.table())
     if output_dir is not None:
         report.save_plots(output_dir, history)
+    if verbose:
+        metric = model.head.primary_metric
+        print(f"evaluate: {metric} {metrics[metric]:.4f} on {len(labels)} samples; print(report) for the table"
+              + (f", plots in {output_dir}" if output_dir is not None else ""))
     return report

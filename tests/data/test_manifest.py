@@ -20,7 +20,7 @@ def model():
 
 def test_sample_manifest_reads_into_model_inputs(model):
     ds = from_manifest(sample_manifest_path(), model=model, split="test", batch_size=16)
-    assert len(ds.manifest) == 60 and ds.manifest.modalities == {"audio": "audio", "image": "image", "text": "text"}
+    assert len(ds.manifest) == 100 and ds.manifest.modalities == {"audio": "audio", "image": "image", "text": "text"}
     x, y = next(iter(ds))
     assert set(x) == set(model.input) and y.shape == (16,)
     assert x["image"].shape == (16, 16, 16, 3) and x["audio"].shape == (16, 8000)
@@ -50,7 +50,7 @@ def test_missing_file_names_the_line_or_is_skipped_with_a_count(tmp_path):
     with pytest.raises(ValueError, match=r"manifest.csv, line 4: image='images/.*_gone.png' .* missing or unreadable"):
         Manifest(path)
     manifest = Manifest(path, on_error="skip")
-    assert len(manifest) == 239 and manifest.skipped[0][0] == 4
+    assert len(manifest) == 349 and manifest.skipped[0][0] == 4
 
 
 def test_jsonl_string_and_multilabel_labels(tmp_path):
