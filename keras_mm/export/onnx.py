@@ -63,11 +63,11 @@ def export_onnx(model, path, batch_size=None):
         the size of the file in bytes.
 
     Example:
-        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> model = keras_mm.build_model(encoders={"audio": {"name": "mfcc_cnn", "num_samples": 4000}}, num_classes=3)
         >>> size = keras_mm.export_onnx(model, "model.onnx")
         >>> numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
-        >>> keras_mm.export.ONNXModel("model.onnx").predict(numeric)["probabilities"].shape
-        (2, 3)
+        >>> sorted(keras_mm.export.ONNXModel("model.onnx").predict(numeric))
+        ['audio_present', 'class_id', 'probabilities', 'valid']
     """
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size={batch_size!r} is not supported. Allowed: None (dynamic) or an integer >= 1")
@@ -133,7 +133,7 @@ class ONNXModel:
         num_threads: ONNX Runtime's intra-op threads; ``None``: its default (the machine's cores).
 
     Example:
-        >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+        >>> model = keras_mm.build_model(encoders={"audio": {"name": "mfcc_cnn", "num_samples": 4000}}, num_classes=3)
         >>> size = keras_mm.export_onnx(model, "model.onnx")
         >>> numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
         >>> runner = ONNXModel("model.onnx")
