@@ -17,9 +17,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 
 from keras_mm.data import from_manifest
@@ -289,6 +291,37 @@ def _split_voices(names, fractions, rng):
     return {"train": names[n_val + n_test:], "val": names[:n_val], "test": names[n_val:n_val + n_test]}
 
 
+class BuildProgress:
+    """Progress of a long dataset build: a bar in a terminal or notebook, a line every ``every`` steps in a log.
+
+    Args:
+        total: steps of the build.
+        what: what a step is, for the log lines.
+        verbose: ``False`` shows nothing.
+        every: steps between log lines when there is no terminal or notebook.
+
+    Example:
+        >>> progress = BuildProgress(4, "voices", verbose=True, every=2)
+        >>> for step in range(1, 5):
+        ...     progress.update(step)  # in a terminal or notebook: a keras.utils.Progbar
+        av_digits: voices 2/4
+        av_digits: voices 4/4
+    """
+
+    def __init__(self, total, what, verbose, every=12):
+        self.total, self.what, self.verbose, self.every = total, what, verbose, every
+        # Progbar redraws its line with control characters: right in a terminal or notebook, noise in a log file.
+        interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
+        self.bar = keras.utils.Progbar(total) if verbose and interactive and total else None
+
+    def update(self, done):
+        """Record that ``done`` steps are finished."""
+        if self.bar is not None:
+            self.bar.update(done)
+        elif self.verbose and (done % self.every == 0 or done == self.total):
+            print(f"av_digits: {self.what} {done}/{self.total}")
+
+
 def _build(out, config, recorded, verbose):
     import soundfile
     from PIL import Image
@@ -303,11 +336,11 @@ def _build(out, config, recorded, verbose):
     for voice, path in sorted(recorded.items()):
         clips[f"rec:{voice}"] = [_load(os.path.join(path, f"{d}.wav"), rate) for d in range(10)]
     specs = synthetic_voice_specs(config["synthetic_voices"], config["seed"])
+    progress = BuildProgress(len(specs), "espeak-ng voices synthesised", verbose)
     with tempfile.TemporaryDirectory() as tmp_dir:
         for i, spec in enumerate(specs):
             clips["tts:{}+{}:s{}:p{}".format(*spec)] = [_synthesise(spec, d, rate, tmp_dir) for d in range(10)]
-            if verbose and (i + 1) % 12 == 0:
-                print(f"av_digits: synthesised {i + 1}/{len(specs)} espeak-ng voices")
+            progress.update(i + 1)
     rec_split = _split_voices(sorted(v for v in clips if v.startswith("rec:")), fractions, rng)
     tts_names = sorted(v for v in clips if v.startswith("tts:"))
     if len(tts_names) >= 3:
