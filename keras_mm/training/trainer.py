@@ -175,7 +175,7 @@ def train(
     model = _build(model, strategy, mixed_precision, balance)
     train_data, validation_data = (_dataset_for(data, model) for data in (train_data, validation_data))
     if global_batch_size is None:
-        global_batch_size = int(tf.nest.flatten(next(iter(train_data)))[0].shape[0])
+        global_batch_size = _batch_size(train_data)
     known = int(train_data.cardinality().numpy())
     steps_per_epoch = known if known > 0 else None
     optimizer = _optimizer(optimizer, _learning_rate(learning_rate, model, steps_per_epoch), mixed_precision, strategy)
@@ -273,9 +273,21 @@ def _optimizer(optimizer, learning_rate, mixed_precision, strategy):
     return optimizer
 
 
+def _batch_size(dataset, read=True):
+    """The batch size of a batched dataset: static when its spec says so (``drop_remainder``), else its first batch's."""
+    size = tf.nest.flatten(dataset.element_spec)[0].shape[0]
+    if size is not None or not read:
+        return size
+    return int(tf.nest.flatten(next(iter(dataset)))[0].shape[0])
+
+
 def _require_batches(dataset, distributed, strategy, global_batch_size):
     """Refuse validation data without a single batch: its val_loss would read 0.0 and mislead early stopping."""
-    if int(dataset.cardinality().numpy()) != 0 and next(iter(distributed), None) is not None:
+    cardinality = int(dataset.cardinality().numpy())
+    full_batches = strategy.num_replicas_in_sync == 1 or _batch_size(dataset, read=False) == global_batch_size
+    if cardinality > 0 and full_batches:
+        return  # known non-empty: no need to read (a partly read .cache() dataset warns and caches nothing)
+    if cardinality != 0 and next(iter(distributed), None) is not None:
         return
     replicas = strategy.num_replicas_in_sync
     dropped = (
