@@ -11,8 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities import get_modality, load_audio_file
-from keras_mm.naming import presence_name
-from keras_mm.preprocessing.status import SAMPLE_STATUSES
+from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES
 from keras_mm.registry import MODALITIES
 
 logger = logging.getLogger("keras_mm")
@@ -391,20 +390,22 @@ def from_manifest(
             class_names = model.class_names
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
     options = manifest.load_options(model, sample_rate)
-    check = None
-    if preprocessor is not None and deterministic and hasattr(preprocessor, "process_batch_with_status"):
-        check = _unusable_file_check(manifest, options, preprocessor)
+    decoding = hasattr(preprocessor, "process_decoded_batch_with_status")
+    if decoding:  # the model's preprocessor: files decoded in the parallel loader, a bad file is an error naming the row
+        ds, preprocessor = _preprocessed_dataset(manifest, options, preprocessor, deterministic), None
+    else:
+        ds = manifest.raw_dataset(options, deterministic)
     ds = finish_dataset(
-        manifest.raw_dataset(options, deterministic), manifest.modalities, preprocessor=preprocessor, batch_size=batch_size,
-        shuffle=shuffle, shuffle_buffer=len(manifest), seed=seed, cache=cache, augment=augment, strategy=strategy,
-        deterministic=deterministic, rows=len(manifest), check=check,
+        ds, manifest.modalities, preprocessor=preprocessor, batch_size=batch_size, shuffle=shuffle,
+        shuffle_buffer=len(manifest), seed=seed, cache=cache, augment=augment, strategy=strategy,
+        deterministic=deterministic, rows=len(manifest), preprocessed=decoding,
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
 
 
 def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuffle=False, shuffle_buffer=None, seed=0,
-                   cache=False, augment=None, strategy=None, deterministic=True, rows=None, check=None):
+                   cache=False, augment=None, strategy=None, deterministic=True, rows=None, preprocessed=False):
     """The steps after loading raw examples, shared by ``from_manifest`` and ``from_tfrecords``.
 
     preprocess (chunks of rows) -> cache -> augment (per example) -> shuffle -> batch -> prefetch.
@@ -415,7 +416,7 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
         preprocessor, batch_size, shuffle, seed, cache, augment, strategy, deterministic: as in :func:`from_manifest`.
         shuffle_buffer: examples in the shuffle buffer (the whole dataset for manifests).
         rows: number of examples, when known (kept as the dataset's cardinality).
-        check: optional function applied to the preprocessed dataset (in row order) before caching.
+        preprocessed: ``raw`` already holds numeric examples (``augment`` needs no ``preprocessor`` then).
 
     Example:
         >>> raw = tf.data.Dataset.from_tensor_slices(({"text": ["a dog", "a cat"]}, [0, 1]))
@@ -427,13 +428,11 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
         raise ValueError(
             f"batch_size={batch_size} (global) does not split evenly across {strategy.num_replicas_in_sync} replicas."
         )
-    if augment and preprocessor is None:
+    if augment and preprocessor is None and not preprocessed:
         raise ValueError("augment= works on numeric examples: pass model= or preprocessor= too.")
     ds = raw
     if preprocessor is not None:
         ds = _preprocess_in_chunks(ds, preprocessor, deterministic, rows)
-        if check is not None:
-            ds = check(ds)
     if cache:
         ds = ds.cache()
     if augment:
@@ -451,8 +450,9 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
 
 #: rows per preprocessor call: one vectorised image decode / tokenizer call per chunk instead of per row
 PREPROCESS_CHUNK = 32
-#: chunks preprocessed at once. The image and WAV-bytes preprocessors already decode with 4 parallel calls
-#: each (map_isolating_failures); AUTOTUNE on top oversubscribed 2 cores (314 vs 461 rows/s, AV-Digits).
+#: chunks preprocessed at once. The loading map before it already runs in parallel; for raw chunks
+#: (from_tfrecords) the image and WAV-bytes preprocessors decode with 4 parallel calls each
+#: (map_isolating_failures), and AUTOTUNE on top oversubscribed 2 cores (314 vs 461 rows/s, AV-Digits).
 PREPROCESS_PARALLELISM = max(1, (os.cpu_count() or 1) // 4)
 
 
@@ -467,28 +467,121 @@ def _preprocess_in_chunks(ds, preprocessor, deterministic, rows):
     return ds if rows is None else ds.apply(tf.data.experimental.assert_cardinality(rows))
 
 
+def _preprocessed_dataset(manifest, options, preprocessor, deterministic):
+    """Numeric examples (and labels): files read AND decoded in the parallel loading map, the rest of the model's preprocessing on chunks.
+
+    Images are decoded and resized per row in the loading map
+    (``preprocessor.decode_example``: the serving decoder without its
+    per-sample isolation, which costs a nested dataset per batch); the
+    tokenizer and the waveform fitting run vectorised on chunks of
+    ``PREPROCESS_CHUNK`` rows. The values are those of
+    ``preprocessor.process_batch`` on the raw rows. A file that fails to load
+    or decode raises ``ValueError`` naming the manifest line (a training
+    manifest must not silently lose a modality); so does a file that decodes
+    but cannot be used (e.g. audio with NaN samples).
+    """
+    features = list(manifest.features)
+
+    def retry(index):
+        example, filled = manifest.load_row_tensors(index, options), manifest.cells(index)[1]
+        for feature in features:
+            try:
+                preprocessor.feature_preprocessors[feature].decode_example(example[feature], filled[feature])
+            except Exception as error:  # noqa: BLE001  -- re-raised with the row named
+                column = manifest.features[feature]
+                raise _unusable_row_error(manifest, options, preprocessor, index, feature) or ValueError(
+                    f"{manifest.path}, line {manifest.line_numbers[index]}: cannot decode {column}="
+                    f"{manifest.rows[index].get(column)!r}: {error}") from error
+
+    def report(indices, unusable):
+        rows, columns = np.nonzero(np.asarray(unusable).T)  # [batch, feature], row-major: the first row first
+        index, feature = int(indices[rows[0]]), features[columns[0]]
+        raise _unusable_row_error(manifest, options, preprocessor, index, feature) or ValueError(
+            f"{manifest.path}, line {manifest.line_numbers[index]}: {manifest.features[feature]} was marked unusable in the "
+            "input pipeline but is usable when retried.")
+
+    def process(index, decoded, filled, *label):
+        out, statuses = preprocessor.process_decoded_batch_with_status(decoded, filled)
+        # a filled cell whose file loads and decodes but is still unusable (e.g. NaN audio) is an error too
+        unusable = tf.stack([filled[f] & tf.not_equal(statuses[f], OK) & tf.not_equal(statuses[f], EMPTY) for f in features])
+        checked = tf.cond(tf.reduce_any(unusable), lambda: tf.numpy_function(report, [index, unusable], tf.bool, stateful=True),
+                          lambda: tf.constant(True))
+        with tf.control_dependencies([checked]):
+            out = {name: tf.identity(value) for name, value in out.items()}
+        return (out, *label) if label else out
+
+    process = _without_autograph_if_ours(process, preprocessor.feature_preprocessors.values())
+    decode = _without_autograph_if_ours(preprocessor.decode_example, preprocessor.feature_preprocessors.values())
+    ds = _loaded_rows(manifest, options, deterministic, decode=decode, retry=retry)
+    ds = ds.ragged_batch(PREPROCESS_CHUNK).map(process, num_parallel_calls=PREPROCESS_PARALLELISM, deterministic=deterministic)
+    return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(manifest)))
+
+
+def _unusable_row_error(manifest, options, preprocessor, index, feature):
+    """``ValueError`` naming row ``index`` when the model's preprocessor marks its ``feature`` unusable (the reason from its status); else ``None``."""
+    raw = {f: tf.expand_dims(v, 0) for f, v in manifest.load_row_tensors(index, options).items()}
+    _, statuses = preprocessor.process_batch_with_status(raw)
+    reason = SAMPLE_STATUSES[int(statuses[feature][0])]
+    if reason in ("ok", "empty"):
+        return None
+    column = manifest.features[feature]
+    return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}={manifest.rows[index].get(column)!r} "
+                      f"({manifest.cells(index)[0][feature]}) cannot be used: {reason}. Fix or remove the row.")
+
+
 def _raw_dataset(manifest, options, deterministic=True):
     """Raw examples (and labels) of every manifest row, read by a parallel ``tf.data`` map (in manifest order by default)."""
+    return _loaded_rows(manifest, options, deterministic)
+
+
+def _loaded_rows(manifest, options, deterministic=True, decode=None, retry=None):
+    """Every manifest row read by a parallel ``tf.data`` map; a row that fails raises ``ValueError`` naming it.
+
+    Without ``decode``: ``(raw example, label)``. With it (``decode(example,
+    filled) -> example``, run in the same map): ``(row index, decoded
+    example, {feature: cell filled}, label)``. ``retry(index)`` reloads a
+    failed row eagerly and raises naming it (default
+    :meth:`Manifest.load_row_tensors`).
+    """
     rows = [manifest.cells(i) for i in range(len(manifest))]
-    present = {f: np.array([p[f] for _, p in rows], bool) for f in manifest.features}
+    filled = {f: np.array([p[f] for _, p in rows], bool) for f in manifest.features}
     columns = {
         "index": np.arange(len(manifest), dtype=np.int64),
         "cells": {f: [cells[f] for cells, _ in rows] for f in manifest.features},
-        "present": {f: column for f, column in present.items() if not column.all()},  # only columns with blanks
+        "filled": {f: column for f, column in filled.items() if not column.all()},  # only columns with blanks
     }
     if manifest.labels is not None:
         columns["label"] = manifest.labels
 
     def load(row):
-        example = {f: manifest.load_feature(f, row["cells"][f], row["present"].get(f, True), options) for f in manifest.features}
-        return (row["index"], example) + ((row["label"],) if "label" in row else ())
+        filled = {f: row["filled"].get(f, True) for f in manifest.features}
+        example = {f: manifest.load_feature(f, row["cells"][f], filled[f], options) for f in manifest.features}
+        label = (row["label"],) if "label" in row else ()
+        if decode is None:
+            return (row["index"], example) + label
+        return (row["index"], decode(example, filled), {f: tf.convert_to_tensor(v) for f, v in filled.items()}) + label
 
+    load = _without_autograph_if_ours(load, [get_modality(m) for m in manifest.modalities.values()])
     ds = tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = _raise_naming_failed_rows(ds, manifest, options, deterministic)
+    retry = retry or (lambda index: manifest.load_row_tensors(index, options))
+    ds = _raise_naming_failed_rows(ds, manifest, retry, deterministic, keep_index=decode is not None)
     return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
 
 
-def _raise_naming_failed_rows(ds, manifest, options, deterministic):
+def _without_autograph_if_ours(fn, components):
+    """``fn`` with autograph off when every component (modality, preprocessor) is keras_mm's own.
+
+    keras_mm's loaders and preprocessors are plain TensorFlow ops (explicit
+    ``tf.cond``), so converting them only costs time: seconds per dataset.
+    A user's class may rely on autograph (a Python ``if`` on a tensor) and
+    keeps it.
+    """
+    if all(type(c).__module__.startswith("keras_mm.") for c in components):
+        return tf.autograph.experimental.do_not_convert(fn)
+    return fn
+
+
+def _raise_naming_failed_rows(ds, manifest, retry, deterministic, keep_index=False):
     """Make a row that fails to load raise ``ValueError`` naming the manifest line, column and file.
 
     A graph has no try/except. Failing rows are dropped (``ignore_errors``,
@@ -496,9 +589,9 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
     in manifest order a skipped index is the failed row, found at once;
     otherwise the count is checked at the end of the epoch (an end marker
     is read only when rows are missing: ``take(n)`` stops before it). The
-    row is then loaded again eagerly (:meth:`Manifest.load_row_tensors`),
-    which raises with the line, column and file. The index is dropped from
-    the elements here. This costs two ops per row; wrapping each row's
+    row is then loaded again eagerly (``retry(index)``), which raises with
+    the line, column and file. The index is dropped from the elements here
+    unless ``keep_index``. This costs two ops per row; wrapping each row's
     loading in its own one-element dataset halved throughput.
     """
     n = len(manifest)
@@ -513,10 +606,11 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
         else:
             candidates = range(n)
         for index in candidates:
-            manifest.load_row_tensors(index, options)  # raises ValueError naming the row
+            retry(index)  # raises ValueError naming the row
         raise ValueError(f"{manifest.path}: {n - int(count)} row(s) failed to load in the input pipeline (the logged error "
                          f"says why) but load when retried (first candidate: line {manifest.line_numbers[candidates[0]]}).")
 
+    @tf.autograph.experimental.do_not_convert
     def check(state, element):
         expected, count, total = state
         index = element[0]
@@ -526,53 +620,11 @@ def _raise_naming_failed_rows(ds, manifest, options, deterministic):
         checked = tf.cond(failed, lambda: tf.numpy_function(report, [expected, count, total], tf.bool, stateful=True),
                           lambda: tf.constant(True))
         with tf.control_dependencies([checked]):
-            example = tf.nest.map_structure(tf.identity, element[1:])
+            example = tf.nest.map_structure(tf.identity, element if keep_index else element[1:])
             return (index + 1, count + 1, total + tf.maximum(index, 0)), example if len(example) > 1 else example[0]
 
     state = (tf.constant(0, tf.int64),) * 3
     return ds.ignore_errors(log_warning=True).concatenate(end).scan(state, check).take(n)
-
-
-def _unusable_file_check(manifest, options, preprocessor):
-    """A dataset transform that raises ``ValueError`` naming the row when a file loads but cannot be used.
-
-    A corrupt image is read fine as bytes and only fails in the preprocessor,
-    which marks it missing (right at serving time, silent label noise in
-    training). Rows whose cell is filled but whose ``<feature>_present`` is
-    0 are re-run eagerly through ``process_batch_with_status``; a status other
-    than ``ok``/``empty`` (an empty status is e.g. a silent clip) raises with
-    the manifest line, column, file and reason. Runs in manifest order.
-    """
-    rows = [manifest.cells(i) for i in range(len(manifest))]
-    filled = {f: np.array([present[f] for _, present in rows], bool) for f in manifest.features}
-    flags = {f: presence_name(f) for f in manifest.features}
-
-    def report(index, feature):
-        index, feature = int(index), feature.decode()
-        raw = {f: tf.expand_dims(v, 0) for f, v in manifest.load_row_tensors(index, options).items()}
-        _, statuses = preprocessor.process_batch_with_status(raw)
-        reason = SAMPLE_STATUSES[int(statuses[feature][0])]
-        if reason not in ("ok", "empty"):
-            column = manifest.features[feature]
-            raise ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}={manifest.rows[index].get(column)!r} "
-                             f"({rows[index][0][feature]}) cannot be used: {reason}. Fix or remove the row.")
-        return True
-
-    def check_row(index, element):
-        x = element[0] if isinstance(element, tuple) else element
-        checks = []
-        for feature, flag in flags.items():
-            suspicious = tf.logical_and(tf.gather(filled[feature], index), tf.equal(x[flag], 0.0))
-            checks.append(tf.cond(suspicious, lambda f=feature: tf.numpy_function(report, [index, f], tf.bool, stateful=True),
-                                  lambda: tf.constant(True)))
-        with tf.control_dependencies(checks):
-            return tf.nest.map_structure(tf.identity, element)
-
-    def apply(ds):
-        indexed = tf.data.Dataset.zip(tf.data.Dataset.range(len(manifest)), ds)
-        return indexed.map(check_row).apply(tf.data.experimental.assert_cardinality(len(manifest)))
-
-    return apply
 
 
 def _empty_value(spec):

@@ -72,6 +72,26 @@ class FeaturePreprocessor:
         out = self.process_batch(raw)
         return out, tf.where(out[self.presence_name] > 0, OK, EMPTY)
 
+    def decode_example(self, raw, filled):
+        """The per-example part of preprocessing, run by training loaders in their parallel map; raises for a bad input.
+
+        Default: nothing to do per example (``raw`` unchanged). A preprocessor
+        that decodes (images) overrides this and
+        :meth:`process_decoded_batch_with_status`; together they give the
+        values of :meth:`process_batch_with_status`, except that a bad input
+        raises (training data) instead of being marked missing (serving).
+
+        Args:
+            raw: one raw example.
+            filled: whether the manifest cell was filled (bool tensor, or a
+                Python bool when known for every row).
+        """
+        return raw
+
+    def process_decoded_batch_with_status(self, decoded, filled):
+        """:meth:`process_batch_with_status` on a batch of :meth:`decode_example` outputs (``filled`` bool ``[batch]``)."""
+        return self.process_batch_with_status(decoded)
+
     def trackables(self):
         """Objects holding resources (lookup tables) that an export must track."""
         return []

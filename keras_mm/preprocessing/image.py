@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
-from keras_mm.preprocessing.status import NOT_FINITE, OK, status_of_decoded
+from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, status_of_decoded
 
 WHITE = (255, 255, 255)
 
@@ -223,13 +223,27 @@ def decode_and_resize_images(images, image_size, background=WHITE):
         return tf.image.resize(composite_over_background(pixels, background), (height, width)), valid
 
     def decode_one(encoded):
-        image = decode_image(encoded, background)
-        # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
-        tf.debugging.assert_positive(tf.shape(image)[:2], message="image has no pixels")
-        return tf.image.resize(image, (height, width))
+        return decode_and_resize_image(encoded, (height, width), background)
 
-    # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
     return map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
+
+
+def decode_and_resize_image(encoded, image_size, background=WHITE):
+    """Decode one encoded image with :func:`decode_image` and resize it to float32 ``[height, width, 3]``; raises for bad input.
+
+    The per-sample step of :func:`decode_and_resize_images` (which isolates
+    its failures) and of training loaders (where a bad file is an error).
+
+    Example:
+        >>> png = tf.io.encode_png(tf.zeros([8, 4, 3], tf.uint8))
+        >>> keras_mm.preprocessing.image.decode_and_resize_image(png, (16, 16)).shape
+        TensorShape([16, 16, 3])
+    """
+    image = decode_image(encoded, background)
+    # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
+    # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
+    with tf.control_dependencies([tf.debugging.assert_positive(tf.shape(image)[:2], message="image has no pixels")]):
+        return tf.image.resize(image, (int(image_size[0]), int(image_size[1])))
 
 
 class ImagePreprocessor(FeaturePreprocessor):
@@ -266,6 +280,17 @@ class ImagePreprocessor(FeaturePreprocessor):
         else:  # decoded pixels: only non-finite values make a sample unusable
             state = tf.where(valid, OK, NOT_FINITE)
         return {self.feature: pixels, self.presence_name: tf.cast(valid, tf.float32)}, state
+
+    def decode_example(self, raw, filled):
+        """One encoded image -> float32 ``[H, W, 3]`` (zeros for a blank cell); a corrupt image raises."""
+        shape = (*self.image_size, 3)
+        if isinstance(filled, bool):
+            return decode_and_resize_image(raw, self.image_size, self.background) if filled else tf.zeros(shape)
+        return tf.cond(filled, lambda: decode_and_resize_image(raw, self.image_size, self.background), lambda: tf.zeros(shape))
+
+    def process_decoded_batch_with_status(self, decoded, filled):
+        filled = tf.convert_to_tensor(filled, tf.bool)
+        return {self.feature: decoded, self.presence_name: tf.cast(filled, tf.float32)}, tf.where(filled, OK, EMPTY)
 
     def example_raw(self, batch_size, seed=0):
         rng = np.random.default_rng(seed)

@@ -89,6 +89,36 @@ class MultimodalPreprocessor:
             warn_once_about({name: codes.numpy() for name, codes in statuses.items()})
         return out, statuses
 
+    def decode_example(self, example, filled):
+        """The per-example part of preprocessing for training loaders: ``{feature: decoded}``; a bad input raises.
+
+        See :meth:`FeaturePreprocessor.decode_example`; ``filled`` is
+        ``{feature: bool}`` (whether the manifest cell was filled). Followed by
+        :meth:`process_decoded_batch_with_status` on batches, it gives the
+        values of :meth:`process_batch_with_status`.
+        """
+        self._check_features(example)
+        return {name: pre.decode_example(example[name], filled[name]) for name, pre in self.feature_preprocessors.items()}
+
+    def process_decoded_batch_with_status(self, decoded, filled):
+        """A batch of :meth:`decode_example` outputs -> ``(numeric dict, {feature: status})``; ``filled``: ``{feature: bool [batch]}``.
+
+        Example:
+            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+            >>> raw, filled = model.preprocessor.example_raw(2), {"image": True, "text": True, "audio": True}
+            >>> rows = [model.preprocessor.decode_example({k: v[i] for k, v in raw.items()}, filled) for i in range(2)]
+            >>> decoded = {k: tf.stack([r[k] for r in rows]) for k in raw}
+            >>> out, _ = model.preprocessor.process_decoded_batch_with_status(decoded, {k: [True, True] for k in raw})
+            >>> bool(np.allclose(out["image"], model.preprocessor.process_batch(raw)["image"]))
+            True
+        """
+        self._check_features(decoded)
+        out, statuses = {}, {}
+        for name, pre in self.feature_preprocessors.items():
+            numeric, statuses[name] = pre.process_decoded_batch_with_status(decoded[name], filled[name])
+            out.update(numeric)
+        return out, statuses
+
     def _is_single_example(self, x):
         """Whether ``x`` holds one example (every feature at its example rank) or a batch; mixed is an error."""
         verdicts = {}

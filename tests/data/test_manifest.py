@@ -229,3 +229,43 @@ def test_integer_labels_are_ids_named_by_class_names(tmp_path):
     np.testing.assert_array_equal(manifest.labels, [1, 0, 2])
     with pytest.raises(ValueError, match=r"line 4: label=2 is not a class id of the 2 class names \(0..1\)"):
         Manifest(path, class_names=["zero", "one"])
+
+
+def test_training_pipeline_values_equal_the_serving_preprocessor_on_the_raw_rows(tmp_path, model):
+    # images are decoded in the loading map (no per-sample isolation) and the rest runs on chunks:
+    # the numbers must be those of model.preprocessor on the raw rows, blank cells included
+    shutil.copytree(SAMPLE_DIR, tmp_path / "s")
+    path = tmp_path / "s" / "manifest.csv"
+    lines = path.read_text().splitlines()
+    for i in (3, 9):  # blank image cells: zeros and image_present 0
+        lines[i] = "," + lines[i].split(",", 1)[1]
+    lines[5] = lines[5].split(",")[0] + ",," + ",".join(lines[5].split(",")[2:])  # a blank text cell
+    path.write_text("\n".join(lines) + "\n")
+    ds = from_manifest(str(path), model=model, split="test", batch_size=7)
+    manifest = ds.manifest
+    got = {k: np.concatenate([x[k].numpy() for x, _ in ds]) for k in model.input}
+    options = ds.load_options
+    raw = [manifest.load_row(i, options) for i in range(len(manifest))]
+    expected = model.preprocessor.process_batch({
+        "image": np.array([r["image"] for r in raw], dtype=object), "text": np.array([r["text"] for r in raw], dtype=object),
+        "audio": tf.ragged.constant([r["audio"] for r in raw], dtype=tf.float32)})
+    assert got["image_present"].min() == 0 and got["text_present"].min() == 0
+    for name in model.input:
+        np.testing.assert_allclose(got[name], expected[name].numpy(), rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_unusable_audio_in_a_training_manifest_is_an_error_naming_the_row(tmp_path, model):
+    import soundfile
+
+    files = _write_audio_files(tmp_path)
+    clip = np.zeros(4000, "float32")
+    clip[10] = np.nan  # decodes fine; the preprocessor marks it not finite
+    soundfile.write(tmp_path / "nan.wav", clip, 16000, subtype="FLOAT")
+    path = tmp_path / "m.csv"
+    rows = [f"{f},a dog,{i % 10}" for i, f in enumerate(files[:2] + ["nan.wav"] + files[2:])]
+    path.write_text("audio,text,label\n" + "\n".join(rows) + "\n")
+    text_audio = keras_mm.build_model(encoders=tiny_encoders(("bert", "mfcc_cnn")), num_classes=10)
+    ds = from_manifest(str(path), model=text_audio, sample_rate=16000, batch_size=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"m.csv, line 4: audio='nan.wav' .* cannot be used: not_finite_or_too_loud"):
+        for _ in ds:
+            pass
