@@ -246,12 +246,13 @@ class RunFile:
         data, training, output, export: the parsed sections.
 
     Example:
-        >>> run = keras_mm.runfile.RunFile.from_dict(
+        >>> from keras_mm.runfile import RunFile
+        >>> run = RunFile.from_dict(
         ...     {"model": {"preset": "tiny_concat"}, "data": {"manifest": keras_mm.datasets.sample_manifest_path()},
         ...      "training": {"epochs": 2}}, source="run.yaml")
         >>> run.training.epochs, run.training.strategy, run.model_config().num_classes
         (2, 'default', 10)
-        >>> keras_mm.runfile.RunFile.from_dict({"data": {"manifest": "m.csv"}, "training": {"epochs": "ten"}}, source="run.yaml")
+        >>> RunFile.from_dict({"data": {"manifest": "m.csv"}, "training": {"epochs": "ten"}}, source="run.yaml")
         Traceback (most recent call last):
         keras_mm.runfile.RunFileError: run.yaml: training.epochs must be a positive integer, got 'ten'.
     """
@@ -393,11 +394,12 @@ def run_training(run, verbose="auto"):
 
     Example:
         >>> import os, tempfile
-        >>> run = keras_mm.runfile.RunFile.from_dict(
+        >>> from keras_mm.runfile import RunFile, run_training
+        >>> run = RunFile.from_dict(
         ...     {"model": {"preset": "tiny_concat"}, "training": {"epochs": 1, "batch_size": 60},
         ...      "data": {"manifest": keras_mm.datasets.sample_manifest_path()},  # test_split: also report/
         ...      "output": {"dir": tempfile.mkdtemp()}})
-        >>> model, report = keras_mm.runfile.run_training(run, verbose=0)
+        >>> model, report = run_training(run, verbose=0)
         >>> sorted(os.listdir(run.output.dir)), model.class_names is None, model.output_shape
         (['checkpoints', 'history.json', 'model.keras'], True, (None, 10))
     """

@@ -301,6 +301,7 @@ class BuildProgress:
         every: steps between log lines when there is no terminal or notebook.
 
     Example:
+        >>> from keras_mm.datasets.av_digits import BuildProgress
         >>> progress = BuildProgress(4, "voices", verbose=True, every=2)
         >>> for step in range(1, 5):
         ...     progress.update(step)  # in a terminal or notebook: a keras.utils.Progbar

@@ -27,6 +27,7 @@ class ModelDiagram:
         format: ``"png"``, ``"svg"``, ...
 
     Example:
+        >>> from keras_mm.models.multimodal_model import ModelDiagram
         >>> ModelDiagram(b"<svg></svg>", "svg")._repr_svg_()
         '<svg></svg>'
     """
