@@ -7,7 +7,7 @@ A run file has up to five sections; only ``data`` is always required, and
     data:      # manifest, split names, label column, class_names, cache / shuffle / augment
     training:  # epochs, batch_size, learning_rate, strategy, checkpoint_dir, seed,
                # and any other keyword argument of keras_mm.train (early_stopping, mixed_precision, ...)
-    output:    # dir: where model.keras, history.json, the copied run file and report/ go
+    output:    # dir: where model.keras, history.json, run.yaml (the run as trained) and report/ go
     export:    # saved_model: TF Serving base directory; tflite: a .tflite file
 
 Relative paths are relative to the run file's folder, so a run file works from
@@ -20,7 +20,6 @@ import dataclasses
 import inspect
 import json
 import os
-import shutil
 
 import keras
 import yaml
@@ -309,6 +308,22 @@ class RunFile:
             run.model_config(infer_classes=False)  # a bad model section fails now, before any data is read
         return run
 
+    def to_dict(self):
+        """The run with every default filled in and paths resolved: what ``<output.dir>/run.yaml`` holds.
+
+        Example:
+            >>> from keras_mm.runfile import RunFile
+            >>> run = RunFile.from_dict({"data": {"manifest": "m.csv"}, "training": {"early_stopping": 3}}, base_dir="/runs")
+            >>> run.to_dict()["training"]["early_stopping"], run.to_dict()["data"]["manifest"]
+            (3, '/runs/m.csv')
+            >>> RunFile.from_dict(run.to_dict()) == run
+            True
+        """
+        training = dataclasses.asdict(self.training)
+        training.update(training.pop("options"))
+        return {"model": self.model, "data": dataclasses.asdict(self.data), "training": training,
+                "output": dataclasses.asdict(self.output), "export": dataclasses.asdict(self.export)}
+
     def model_config(self, infer_classes=True):
         """The :class:`ModelConfig` of the ``model`` section; a classifier without classes gets the data's."""
         given = dict(self.model)
@@ -380,8 +395,8 @@ class RunFile:
 def run_training(run, verbose="auto"):
     """Train, save, evaluate and export as the run file says (what ``keras-mm train --config`` does).
 
-    Writes to ``run.output.dir``: ``model.keras``, ``history.json``, a copy of
-    the run file, ``checkpoints/`` (a run started again resumes there) and,
+    Writes to ``run.output.dir``: ``model.keras``, ``history.json``, ``run.yaml``
+    (:meth:`RunFile.to_dict`: the run as trained), ``checkpoints/`` (a run started again resumes there) and,
     with a test or validation split, ``report/`` (``keras_mm.evaluate``'s
     report.json and plots). Then the exports of the ``export`` section.
 
@@ -419,8 +434,9 @@ def run_training(run, verbose="auto"):
     model.save(os.path.join(run.output.dir, "model.keras"))
     with open(os.path.join(run.output.dir, "history.json"), "w") as f:
         json.dump(history.history, f, indent=1)
-    if os.path.isfile(run.source):
-        shutil.copyfile(run.source, os.path.join(run.output.dir, "run.yaml"))
+    with open(os.path.join(run.output.dir, "run.yaml"), "w", encoding="utf-8") as f:
+        f.write(f"# The run as trained: {run.source} with its defaults filled in and --set overrides applied.\n")
+        yaml.safe_dump(run.to_dict(), f, sort_keys=False)
     _say(verbose, f"saved {os.path.join(run.output.dir, 'model.keras')}")
     report = None
     if run.data.test_split or validation:

@@ -1,9 +1,11 @@
 """Run files: every key and value is checked, and errors name the key and the allowed keys or values."""
 
+import dataclasses
 import inspect
 import os
 
 import pytest
+import yaml
 
 import keras_mm
 from keras_mm.runfile import RunFile, RunFileError
@@ -130,3 +132,12 @@ def test_classes_come_from_the_data_when_the_model_names_none():
     assert config.class_names is None and config.num_classes == 10
     # an embedding head has no classes to fill in
     assert load({"model": {"preset": "tiny_embedding"}, "data": {"manifest": SAMPLE}}).model_config().num_classes is None
+
+
+def test_the_run_as_trained_reloads_to_the_same_run(tmp_path):
+    run = RunFile.load(EXAMPLE, overrides=["training.epochs=3"])
+    written = tmp_path / "run.yaml"
+    written.write_text(yaml.safe_dump(run.to_dict()))
+    again = RunFile.load(str(written))
+    assert again.training.epochs == 3 and again.model_config() == run.model_config()
+    assert dataclasses.replace(again, source=run.source) == run  # absolute paths: valid from any folder
