@@ -25,6 +25,10 @@ LAZY_DEPENDENCIES = {
     "matplotlib": "only the evaluation plots need it",
     "PIL": "only building the image datasets needs it",
     "sklearn": "only building the AV-Digits dataset needs it",
+    "tf2onnx": "optional extra keras_mm[onnx]; only export_onnx needs it",
+    "onnxruntime": "optional extra keras_mm[onnx]; only ONNXModel needs it",
+    "ai_edge_litert": "optional LiteRT runtime; TFLiteModel falls back to tf.lite without it",
+    "tensorflow": "keras_mm.tf_logs imports it inside its stderr filter, so TF's start-up lines can be filtered",
 }
 
 # Programs (console script, ``python -m``): they import lazily so ``--help`` answers fast.

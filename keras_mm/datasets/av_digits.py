@@ -109,7 +109,8 @@ def synthetic_voice_specs(count, seed):
     return specs
 
 
-def _load(path, sample_rate):
+def load_clip(path, sample_rate):
+    """A speech file as a mono float32 waveform at ``sample_rate``, leading/trailing silence trimmed (librosa)."""
     import librosa
 
     wave, _ = librosa.load(path, sr=sample_rate, mono=True)
@@ -117,12 +118,13 @@ def _load(path, sample_rate):
     return wave.astype("float32")
 
 
-def _synthesise(spec, digit, sample_rate, tmp_dir):
+def synthesise_digit(spec, digit, sample_rate, tmp_dir):
+    """A digit spoken by espeak-ng voice ``spec`` (language, variant, speed, pitch), as :func:`load_clip` returns it."""
     language, variant, speed, pitch = spec
     out = os.path.join(tmp_dir, "espeak.wav")
     subprocess.run([_espeak(), "-v", f"{language}+{variant}", "-s", str(speed), "-p", str(pitch), "-w", out, str(digit)],
                    check=True, capture_output=True, timeout=30)
-    return _load(out, sample_rate)
+    return load_clip(out, sample_rate)
 
 
 def _degrade_image(image8, rng, image_size, noise, occlusion):
@@ -335,12 +337,12 @@ def _build(out, config, recorded, verbose):
     # --- voices: recorded and synthetic, each split disjointly ---
     clips = {}  # voice -> [10 waveforms]
     for voice, path in sorted(recorded.items()):
-        clips[f"rec:{voice}"] = [_load(os.path.join(path, f"{d}.wav"), rate) for d in range(10)]
+        clips[f"rec:{voice}"] = [load_clip(os.path.join(path, f"{d}.wav"), rate) for d in range(10)]
     specs = synthetic_voice_specs(config["synthetic_voices"], config["seed"])
     progress = BuildProgress(len(specs), "espeak-ng voices synthesised", verbose)
     with tempfile.TemporaryDirectory() as tmp_dir:
         for i, spec in enumerate(specs):
-            clips["tts:{}+{}:s{}:p{}".format(*spec)] = [_synthesise(spec, d, rate, tmp_dir) for d in range(10)]
+            clips["tts:{}+{}:s{}:p{}".format(*spec)] = [synthesise_digit(spec, d, rate, tmp_dir) for d in range(10)]
             progress.update(i + 1)
     rec_split = _split_voices(sorted(v for v in clips if v.startswith("rec:")), fractions, rng)
     tts_names = sorted(v for v in clips if v.startswith("tts:"))

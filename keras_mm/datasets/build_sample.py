@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-from keras_mm.datasets.av_digits import _load, _synthesise, find_recorded_voices
+from keras_mm.datasets.av_digits import find_recorded_voices, load_clip, synthesise_digit
 
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SPLITS = ("train", "val", "test")
@@ -57,10 +57,10 @@ def _voice_clips(voice, rng, recorded, tmp_dir):
     """The ten digits spoken by ``voice``, trimmed, at ``SAMPLE_RATE``."""
     kind, name = voice.split(":", 1)
     if kind == "rec":
-        return [_load(os.path.join(recorded[name], f"{d}.wav"), SAMPLE_RATE) for d in range(10)]
+        return [load_clip(os.path.join(recorded[name], f"{d}.wav"), SAMPLE_RATE) for d in range(10)]
     language, variant = name.split("+")
     spec = (language, variant, int(rng.integers(120, 200)), int(rng.integers(25, 75)))
-    return [_synthesise(spec, d, SAMPLE_RATE, tmp_dir) for d in range(10)]
+    return [synthesise_digit(spec, d, SAMPLE_RATE, tmp_dir) for d in range(10)]
 
 
 def _noisy(clip, rng):

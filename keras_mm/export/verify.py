@@ -10,8 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.export.layout import latest_version_dir
+from keras_mm.export.onnx import ONNXModel
 from keras_mm.export.serving import pad_and_stack
 from keras_mm.export.signatures import ServingFunctions
+from keras_mm.export.tflite import TFLiteModel
 
 _CHILD = r"""
 import pickle, sys
@@ -145,9 +147,6 @@ def verify_numeric(model, runner, inputs, atol=1e-5):
 
 
 def _runner_for(path):
-    from keras_mm.export.onnx import ONNXModel
-    from keras_mm.export.tflite import TFLiteModel
-
     runners = {".onnx": ONNXModel, ".tflite": TFLiteModel}
     extension = os.path.splitext(path)[1]
     if extension not in runners:
