@@ -87,10 +87,10 @@ class Manifest:
         >>> path = keras_mm.datasets.sample_manifest_path()
         >>> m = keras_mm.data.Manifest(path, split="test")
         >>> len(m), m.modalities, m.labels[:3]
-        (60, {'image': 'image', 'text': 'text', 'audio': 'audio'}, array([4, 2, 9]))
-        >>> keras_mm.data.Manifest(path, split="val")
+        (100, {'image': 'image', 'text': 'text', 'audio': 'audio'}, array([8, 7, 5]))
+        >>> keras_mm.data.Manifest(path, split="valid")
         Traceback (most recent call last):
-        ValueError: split='val' is not in .../manifest.csv. Splits: test (60 rows), train (180 rows)
+        ValueError: split='valid' is not in .../manifest.csv. Splits: test (100 rows), train (200 rows), val (50 rows)
     """
 
     def __init__(self, path, features=None, label="label", modalities=None, split=None, multilabel=False,
@@ -285,7 +285,7 @@ class Manifest:
             >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path(), split="test")
             >>> row = m.load_row(0, m.load_options(sample_rate=16000))
             >>> row["text"], row["image"][:4], row["audio"].dtype
-            ('scan from a form', b'\\x89PNG', dtype('float32'))
+            ('', b'\\x89PNG', dtype('float32'))
         """
         example = {}
         for feature, value in self.load_row_tensors(index, options).items():
@@ -302,7 +302,7 @@ class Manifest:
             >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path(), split="test")
             >>> x, y = next(iter(m.raw_dataset(m.load_options(sample_rate=16000))))
             >>> sorted(x), int(y)
-            (['audio', 'image', 'text'], 4)
+            (['audio', 'image', 'text'], 8)
         """
         return _raw_dataset(self, options or self.load_options(), deterministic)
 
