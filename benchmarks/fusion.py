@@ -18,6 +18,7 @@ when its Debian package is unpacked (``make data``), OpenClipart
 """
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -89,9 +90,9 @@ def _accuracy(model, dataset):
 def configurations(features, fusions, balance_fusions, balance_methods):
     """``(group, label, encoder features, fusion, balance)`` rows of one dataset's table."""
     rows = [("unimodal", f"{f} only", [f], "concat", None) for f in features]
-    for fusion in fusions:
-        rows.append(("fusion", f"{fusion}", features, fusion, "auto"))
-        rows.append(("fusion", f"{fusion}, balance=None", features, fusion, None))
+    # every fusion with the defaults first: the rows the targets are about
+    rows += [("fusion", f"{fusion}", features, fusion, "auto") for fusion in fusions]
+    rows += [("fusion", f"{fusion}, balance=None", features, fusion, None) for fusion in fusions]
     for fusion in balance_fusions:
         for method in balance_methods:
             if method != keras_mm.training.trainer.DEFAULT_BALANCE:
@@ -133,11 +134,15 @@ def main(argv=None):
     parser.add_argument("--balance-fusions", nargs="*", default=list(BALANCE_FUSIONS))
     parser.add_argument("--balance-methods", nargs="*", default=list(BALANCE_METHODS))
     parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --output, run the rest")
     args = parser.parse_args(argv)
     fusions = args.fusions if args.fusions is not None else FUSIONS.names()
     seeds = list(range(args.seeds))
     started = time.time()
     results = {"protocol": {"seeds": seeds, "epochs": args.epochs, "default_balance": keras_mm.training.trainer.DEFAULT_BALANCE}}
+    if args.resume and os.path.exists(args.output):
+        with open(args.output) as f:
+            results = {**json.load(f), "protocol": results["protocol"]}
     for name in args.datasets:
         try:
             data, encoders, num_classes = DATASETS[name]()
@@ -146,8 +151,11 @@ def main(argv=None):
             print(f"{name}: skipped ({error})")
             continue
         table = {"unimodal": {}, "fusion": {}, "balance": {}}
+        table.update({k: v for k, v in results.get(name, {}).items() if k in table})
         for group, label, features, fusion, balance in configurations(
                 sorted(encoders), fusions, args.balance_fusions, args.balance_methods):
+            if label in table[group] and len(table[group][label]["runs"]) == len(seeds):
+                continue
             chosen = {f: encoders[f] for f in features}
             runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs) for seed in seeds]
             table[group][label] = summarise(runs)
