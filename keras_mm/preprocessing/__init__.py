@@ -7,8 +7,10 @@ from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_im
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 from keras_mm.preprocessing.text import (
     BertTextPreprocessor,
+    SentencePieceTextPreprocessor,
     VocabularyTextPreprocessor,
     build_vocabulary,
+    normalize_albert_text,
     normalize_bert_text,
     read_vocabulary,
 )
@@ -18,6 +20,7 @@ __all__ = [
     "FeaturePreprocessor",
     "ImagePreprocessor",
     "MultimodalPreprocessor",
+    "SentencePieceTextPreprocessor",
     "VocabularyTextPreprocessor",
     "WaveformPreprocessor",
     "build_vocabulary",
@@ -28,6 +31,7 @@ __all__ = [
     "decode_and_resize_images",
     "fit_waveforms",
     "fit_waveforms_with_status",
+    "normalize_albert_text",
     "normalize_bert_text",
     "read_vocabulary",
     "resample",

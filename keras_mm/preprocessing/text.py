@@ -5,7 +5,8 @@
 ``[CLS] ... [SEP]`` template) in TensorFlow ops: keras-hub's tokenizer alone
 differs on accents, control/format characters and NFKC case folding, so a
 normaliser with the HF rules runs first and keras-hub does the splitting and
-the WordPiece lookup.
+the WordPiece lookup. ``SentencePieceTextPreprocessor`` does the same for the
+ALBERT and XLM-RoBERTa fast tokenizers on keras-hub's SentencePiece tokenizers.
 """
 
 import os
@@ -13,8 +14,10 @@ import os
 import keras
 import keras_hub
 import numpy as np
+import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
+from sentencepiece import sentencepiece_model_pb2
 
 from keras_mm.naming import PADDING_MASK, TOKEN_IDS
 from keras_mm.preprocessing.base import FeaturePreprocessor
@@ -68,6 +71,20 @@ _EXAMPLE_TEXTS = ("a dog sat on the mat.", "The cats!", "", "Héllo wörld", "th
 
 def _example_texts(batch_size):
     return np.array([_EXAMPLE_TEXTS[i % len(_EXAMPLE_TEXTS)] for i in range(batch_size)], dtype=object)
+
+
+def _pack_tokens(preprocessor, tokens, present):
+    """Ragged ids -> the padded inputs of ``preprocessor`` (its ``packer``, ``segment_ids`` and names)."""
+    token_ids, padding_mask = preprocessor.packer(tokens)
+    token_ids = tf.cast(token_ids, tf.int32)
+    out = {
+        preprocessor.input_name(TOKEN_IDS): token_ids,
+        preprocessor.input_name(PADDING_MASK): tf.cast(padding_mask, tf.int32),
+        preprocessor.presence_name: tf.cast(present, tf.float32),
+    }
+    if preprocessor.segment_ids:
+        out[preprocessor.input_name("segment_ids")] = tf.zeros_like(token_ids)
+    return out
 
 
 class BertTextPreprocessor(FeaturePreprocessor):
@@ -150,17 +167,8 @@ class BertTextPreprocessor(FeaturePreprocessor):
 
     def _process_graph_impl(self, raw):
         tokens = self.tokenize(raw)
-        token_ids, padding_mask = self.packer(tokens)
-        token_ids = tf.cast(token_ids, tf.int32)
-        out = {
-            self.input_name(TOKEN_IDS): token_ids,
-            self.input_name(PADDING_MASK): tf.cast(padding_mask, tf.int32),
-            # empty / whitespace-only / control-only text is a missing modality
-            self.presence_name: tf.cast(tokens.row_lengths() > 0, tf.float32),
-        }
-        if self.segment_ids:
-            out[self.input_name("segment_ids")] = tf.zeros_like(token_ids)
-        return out
+        # empty / whitespace-only / control-only text is a missing modality
+        return _pack_tokens(self, tokens, tokens.row_lengths() > 0)
 
     def example_raw(self, batch_size, seed=0):
         return _example_texts(batch_size)
@@ -171,6 +179,169 @@ class BertTextPreprocessor(FeaturePreprocessor):
             "sequence_length": self.sequence_length,
             "lowercase": self.lowercase,
             "vocabulary_size": len(self.vocabulary),
+        }
+
+
+# model_type -> (start, end, pad token, keras-hub tokenizer); XLMRobertaTokenizer
+# applies fairseq's +1 id offset, AlbertTokenizer uses the SentencePiece ids.
+_SENTENCEPIECE_FAMILIES = {
+    "albert": ("[CLS]", "[SEP]", "<pad>", keras_hub.models.AlbertTokenizer),
+    "xlm-roberta": ("<s>", "</s>", "<pad>", keras_hub.models.XLMRobertaTokenizer),
+}
+
+
+def _parse_sentencepiece(proto):
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    return model
+
+
+def _penalise_number_comma_pieces(proto):
+    """HF's ALBERT fast tokenizer lowers the score of pieces such as "9," by 100 (so the comma splits off)."""
+    model = _parse_sentencepiece(proto)
+    for piece in model.pieces:
+        if len(piece.piece) >= 2 and piece.piece[-1] == "," and piece.piece[-2].isdigit():
+            piece.score -= 100
+    return model.SerializeToString()
+
+
+def _trailing_space_pattern(proto):
+    """RE2 pattern: the text ends in a character the model's charsmap turns into a space (then only deleted ones).
+
+    HF's ALBERT fast tokenizer keeps such a space as a last "▁" token where
+    SentencePiece drops it. Which characters become spaces or vanish is read
+    from the model's own normaliser (Basic Multilingual Plane; nmt_nfkc maps
+    nothing beyond it to a space).
+    """
+    model = _parse_sentencepiece(proto)
+    spec = model.normalizer_spec
+    spec.add_dummy_prefix, spec.remove_extra_whitespaces, spec.escape_whitespaces = False, False, False
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.SerializeToString())
+    chars = [chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000]
+    normalized = processor.normalize(chars)
+    spaces = "".join(f"\\x{{{ord(c):x}}}" for c, n in zip(chars, normalized) if n and not n.strip(" "))
+    deleted = "".join(f"\\x{{{ord(c):x}}}" for c, n in zip(chars, normalized) if not n)
+    return f"(?s).*[{spaces}]" + (f"[{deleted}]*" if deleted else "")
+
+
+def normalize_albert_text(texts, lowercase=True, keep_accents=False):
+    """Apply HF's ALBERT normaliser (before the SentencePiece charsmap) to a string tensor.
+
+    ``` `` ``` and ``''`` become ``"``; unless ``keep_accents``, NFKD and
+    combining marks dropped; then lower-casing if ``lowercase``.
+
+    Example:
+        >>> keras_mm.preprocessing.normalize_albert_text(tf.constant(["``Crème''"])).numpy()[0].decode()
+        '"creme"'
+    """
+    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    texts = tf.strings.regex_replace(texts, "``", '"')
+    texts = tf.strings.regex_replace(texts, "''", '"')
+    # ICU-based lower() stops at a NUL: U+FFFF stands in for it (both are one unknown piece)
+    texts = tf.strings.regex_replace(texts, r"\x00", "\uffff")
+    if not keep_accents:
+        texts = tf.strings.regex_replace(tf_text.normalize_utf8(texts, "NFKD"), r"\p{M}", "")
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    return tf.strings.regex_replace(texts, "\uffff", "\x00")
+
+
+class SentencePieceTextPreprocessor(FeaturePreprocessor):
+    """UTF-8 strings -> ALBERT / XLM-RoBERTa ``token_ids`` (``segment_ids``) / ``padding_mask`` with SentencePiece.
+
+    Token ids are identical to the Hugging Face fast tokenizer converted from
+    the same SentencePiece model (``AlbertTokenizerFast`` /
+    ``XLMRobertaTokenizerFast``) with ``truncation=True,
+    max_length=sequence_length, padding="max_length"``: ALBERT's normaliser
+    runs first and its number-comma rule is applied to the piece scores;
+    XLM-RoBERTa ids carry fairseq's +1 offset (keras-hub's tokenizer).
+
+    Args:
+        feature: feature name; inputs are ``<feature>_token_ids`` etc.
+        proto: the SentencePiece model (``spiece.model`` /
+            ``sentencepiece.bpe.model``) as bytes.
+        model_type: ``"albert"`` or ``"xlm-roberta"``.
+        sequence_length: padded length including the start and end tokens.
+        lowercase, keep_accents: ALBERT's ``do_lower_case`` and ``keep_accents``.
+
+    Example:
+        >>> import io, sentencepiece
+        >>> model = io.BytesIO()
+        >>> sentencepiece.SentencePieceTrainer.train(
+        ...     sentence_iterator=iter(["a dog sat on the mat", "the cat sat"] * 20), model_writer=model, vocab_size=30,
+        ...     pad_id=0, unk_id=1, bos_id=2, eos_id=3, bos_piece="[CLS]", eos_piece="[SEP]", user_defined_symbols=["[MASK]"],
+        ...     hard_vocab_limit=False, num_threads=1, minloglevel=2)  # ALBERT's special tokens
+        >>> pre = keras_mm.preprocessing.SentencePieceTextPreprocessor("caption", model.getvalue(), "albert", sequence_length=12)
+        >>> out = pre.process_batch(tf.constant(["The CAT sat.", ""]))
+        >>> out["caption_token_ids"].numpy()[:, 0], out["caption_present"].numpy()  # [CLS] first; empty text is missing
+        (array([2, 2], dtype=int32), array([1., 0.], dtype=float32))
+    """
+
+    example_rank = 0
+
+    def __init__(self, feature, proto, model_type, sequence_length=128, lowercase=True, keep_accents=False):
+        super().__init__(feature)
+        if model_type not in _SENTENCEPIECE_FAMILIES:
+            raise ValueError(f"model_type={model_type!r} is not supported. Allowed: {', '.join(_SENTENCEPIECE_FAMILIES)}")
+        if sequence_length < 2:
+            raise ValueError(f"sequence_length={sequence_length} must be >= 2 (start and end tokens).")
+        self.proto = bytes(proto)
+        self.model_type = model_type
+        self.sequence_length = int(sequence_length)
+        self.lowercase = bool(lowercase)
+        self.keep_accents = bool(keep_accents)
+        self.segment_ids = model_type == "albert"
+        start, end, pad, tokenizer_class = _SENTENCEPIECE_FAMILIES[model_type]
+        albert = model_type == "albert"
+        self.tokenizer = tokenizer_class(
+            proto=_penalise_number_comma_pieces(self.proto) if albert else self.proto,
+            dtype="int32",
+            _allow_python_workflow=False,  # one TF code path for eager, tf.data and serving
+        )
+        self._trailing_space = _trailing_space_pattern(self.proto) if albert else None
+        self._space_id = self.tokenizer.token_to_id("\u2581")
+        self.packer = keras_hub.layers.StartEndPacker(
+            sequence_length=self.sequence_length,
+            start_value=self.tokenizer.token_to_id(start),
+            end_value=self.tokenizer.token_to_id(end),
+            pad_value=self.tokenizer.token_to_id(pad),
+            return_padding_mask=True,
+            _allow_python_workflow=False,
+        )
+        self._process_graph = tf.function(
+            self._process_graph_impl, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+
+    def trackables(self):
+        return [self.tokenizer, self.packer]
+
+    def process_batch(self, raw):
+        return self._process_graph(tf.convert_to_tensor(raw, dtype=tf.string))
+
+    def _process_graph_impl(self, raw):
+        if self.model_type == "albert":
+            texts = normalize_albert_text(raw, self.lowercase, self.keep_accents)
+        else:  # XLM-RoBERTa's fast tokenizer has no normaliser before the charsmap
+            texts = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+        tokens = tf.cast(self.tokenizer(texts), tf.int32)
+        present = tokens.row_lengths() > 0  # whitespace- or control-only text is a missing modality
+        if self._trailing_space is not None:
+            trailing = tf.strings.regex_full_match(texts, self._trailing_space)[:, None]
+            space = tf.ragged.boolean_mask(tf.fill(tf.shape(trailing), self._space_id), trailing)
+            tokens = tf.concat([tokens, space], axis=1)
+        return _pack_tokens(self, tokens, present)
+
+    def example_raw(self, batch_size, seed=0):
+        return _example_texts(batch_size)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "model_type": self.model_type,
+            "sequence_length": self.sequence_length,
+            "lowercase": self.lowercase,
+            "keep_accents": self.keep_accents,
+            "vocabulary_size": self.tokenizer.vocabulary_size(),
         }
 
 
