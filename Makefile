@@ -97,6 +97,7 @@ bench: install $(VENV)/.bench
 	-@$(MAKE) --no-print-directory data
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.parameter_counts
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.accuracy
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.fusion
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.text
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m benchmarks.speed
 

@@ -114,6 +114,22 @@ def print_table(name, results):
             print(f"{label:42} {fmt(row):>15} {delta:>17}")
 
 
+def markdown_table(results):
+    """The README table of one dataset's results (fusion rows with their balance=None twin)."""
+    best = max(results["unimodal"].values(), key=lambda r: r["mean"])["mean"]
+    lines = ["| model | default (`balance=\"auto\"`) | vs best unimodal | `balance=None` |", "|---|---|---|---|"]
+    for label, row in sorted(results["unimodal"].items()):
+        lines.append(f"| {label} | {fmt(row)} | | |")
+    for label, row in sorted(results["fusion"].items(), key=lambda kv: -kv[1]["mean"]):
+        if "balance=" in label:
+            continue
+        plain = results["fusion"].get(f"{label}, balance=None")
+        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | {fmt(plain) if plain else 'not run'} |")
+    for label, row in sorted(results["balance"].items()):
+        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | |")
+    return "\n".join(lines)
+
+
 def summary(results):
     best_name, best = max(results["unimodal"].items(), key=lambda kv: kv[1]["mean"])
     defaults = {k: r for k, r in results["fusion"].items() if "balance=" not in k}
@@ -166,6 +182,7 @@ def main(argv=None):
         table["summary"] = summary(table)
         results[name] = table
         print_table(name, table)
+        print(markdown_table(table))
         write_results(args.output, results)
     results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__}
