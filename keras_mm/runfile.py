@@ -416,7 +416,7 @@ def run_training(run, verbose="auto"):
         ...      "output": {"dir": tempfile.mkdtemp()}})
         >>> model, report = run_training(run, verbose=0)
         >>> sorted(os.listdir(run.output.dir)), model.class_names is None, model.output_shape
-        (['checkpoints', 'history.json', 'model.keras'], True, (None, 10))
+        (['checkpoints', 'history.json', 'model.keras', 'run.yaml'], True, (None, 10))
     """
     if not run.model:
         raise RunFileError(f"{run.source}: training needs a model section (model.preset or model.encoders).")

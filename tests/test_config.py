@@ -44,7 +44,7 @@ def test_build_model_accepts_config_object_dict_and_kwargs():
         ({"encoders": {"image": {"filters": [4]}}}, r"encoders\['image'\]: a dict must have a 'name' key"),
         ({"encoders": {"text": "bert"}, "num_classes": 2}, r"encoder 'bert' needs checkpoint="),
         ({"encoders": {"text": {"name": "bert", "checkpoint": "/no/such/dir"}}, "num_classes": 2},
-         r"checkpoint='/no/such/dir' is not a BERT checkpoint directory: expected /no/such/dir/config.json"),
+         r"checkpoint='/no/such/dir' is not a BERT-family checkpoint directory: expected /no/such/dir/config.json"),
         ({"encoders": {"image": {"name": "mobilenet_v2", "weights": "imagenet"}}, "num_classes": 2},
          r"weights='imagenet' would download MobileNetV2 weights.*Pass weights='/path/to/file.weights.h5'"),
         ({"encoders": {"image": {"name": "vgg16", "weights": "/no/such.h5", "image_size": 32}}, "num_classes": 2},
