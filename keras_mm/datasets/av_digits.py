@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from keras_mm.data import from_manifest
+from keras_mm.datasets.built_manifest import SPLITS, ManifestSplits
 
 #: Debian package -> asterisk voice directory (one real speaker each).
 RECORDED_VOICES = {
@@ -37,7 +37,6 @@ RECORDED_VOICES = {
 SYNTHETIC_LANGUAGES = ("en", "en-us", "fr", "es", "it", "ru", "de")  # the recorded languages (+ German)
 SYNTHETIC_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-SPLITS = ("train", "val", "test")
 _FORMAT_VERSION = 1
 
 
@@ -152,7 +151,7 @@ def _degrade_audio(clip, rng, num_samples, snr_db):
 
 
 @dataclass
-class AVDigits:
+class AVDigits(ManifestSplits):
     """A built AV-Digits set: ``manifest`` (CSV with ``image``, ``audio``, ``label``, ``split``, ``voice``) and its facts.
 
     Example:
@@ -172,16 +171,8 @@ class AVDigits:
     counts: dict
     config: dict = field(default_factory=dict)
 
-    def dataset(self, split, model=None, **kwargs):
-        """``keras_mm.data.from_manifest`` on one split (``"train"``, ``"val"`` or ``"test"``)."""
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r} is not a split of av_digits. Allowed: {', '.join(SPLITS)}")
-        return from_manifest(self.manifest, model=model, split=split, features=kwargs.pop("features", None)
-                             or {"image": "image", "audio": "audio"}, **kwargs)
-
-    def rows(self, split=None):
-        with open(self.manifest, newline="", encoding="utf-8") as f:
-            return [r for r in csv.DictReader(f) if split is None or r["split"] == split]
+    dataset_name = "av_digits"
+    default_features = {"image": "image", "audio": "audio"}
 
 
 def av_digits(

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keras_mm.data import from_manifest
+from keras_mm.datasets.built_manifest import SPLITS, ManifestSplits
 from keras_mm.datasets.av_digits import default_cache_dir
 from keras_mm.datasets.debian_sources import find_debian_dir
 
@@ -67,7 +67,6 @@ NOT_TOPICS = ("special", "unsorted")  # patterns/gradients/examples and a bin: n
 JUNK_KEYWORDS = {"", "hash", "unsorted", "special"}
 EXTRA_CLASS_FORMS = {"transportation": ("transport",), "people": ("person",)}
 MAX_PIXELS = 25_000_000
-SPLITS = ("train", "val", "test")
 _FORMAT_VERSION = 1
 _NS = {"dc": "http://purl.org/dc/elements/1.1/", "cc": "http://web.resource.org/cc/",
        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
@@ -259,7 +258,7 @@ def _names_class(text, class_name):
 
 
 @dataclass
-class OpenClipart:
+class OpenClipart(ManifestSplits):
     """A built OpenClipart set: ``manifest`` (CSV: image, text, label, split, group, source) and its facts.
 
     Example:
@@ -278,17 +277,8 @@ class OpenClipart:
     stats: dict
     config: dict = field(default_factory=dict)
 
-    def dataset(self, split, model=None, **kwargs):
-        """``keras_mm.data.from_manifest`` on one split (``"train"``, ``"val"`` or ``"test"``)."""
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r} is not a split of openclipart. Allowed: {', '.join(SPLITS)}")
-        return from_manifest(self.manifest, model=model, split=split, features=kwargs.pop("features", None)
-                             or {"image": "image", "text": "text"}, **kwargs)
-
-    def rows(self, split=None):
-        """The manifest's rows (dicts of strings), all or one split's."""
-        with open(self.manifest, newline="", encoding="utf-8") as f:
-            return [r for r in csv.DictReader(f) if split is None or r["split"] == split]
+    dataset_name = "openclipart"
+    default_features = {"image": "image", "text": "text"}
 
 
 def openclipart(
