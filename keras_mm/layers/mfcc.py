@@ -72,6 +72,17 @@ def dct2_ortho_matrix(n_inputs, n_outputs):
     return matrix
 
 
+def periodic_hann(n_fft):
+    """The periodic Hann window of librosa's STFT (``scipy.signal.get_window("hann", n_fft, fftbins=True)``).
+
+    Example:
+        >>> from keras_mm.layers.mfcc import periodic_hann
+        >>> np.round(periodic_hann(4), 6).tolist()
+        [0.0, 0.5, 1.0, 0.5]
+    """
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+
+
 def windowed_dft_matrix(n_fft):
     """``[n_fft, n_fft]`` matrix ``D``: ``frame @ D`` = the periodic-Hann-windowed real DFT of a frame.
 
@@ -89,7 +100,7 @@ def windowed_dft_matrix(n_fft):
         True
     """
     n = np.arange(n_fft)[:, None]
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
+    window = periodic_hann(n_fft)
     real_bins = np.arange(n_fft // 2 + 1)[None, :]
     imag_bins = np.arange(1, (n_fft - 1) // 2 + 1)[None, :]
     angle = 2.0 * np.pi / n_fft
@@ -102,6 +113,10 @@ STFT_MODES = ("auto", "rfft", "matmul")
 # spectrum, 2-core CPU); TFLite/LiteRT's RFFT kernel is slower than the DFT matmul, so exporters trace
 # under auto_stft("matmul").
 _AUTO_STFT = ["rfft"]
+# Whether the graph being traced is for another runtime (TFLite, ONNX): set by auto_stft, which only
+# exporters enter. The RFFT power spectrum then uses ComplexAbs, the one RFFT consumer that tf2onnx
+# converts and TFLite has as a built-in; TensorFlow itself gets the cheaper view of (re, im) pairs.
+_PORTABLE = [False]
 
 
 @contextlib.contextmanager
@@ -110,7 +125,9 @@ def auto_stft(mode):
 
     The mode is read when a layer's ``call`` runs (or is traced), so an exporter
     wraps the tracing of the model in this context; the layer has no weights
-    that depend on the mode.
+    that depend on the mode. Inside it, the graph also uses only ops that
+    TFLite and tf2onnx convert (the power spectrum of ``stft="rfft"`` through
+    ``ComplexAbs``).
 
     Args:
         mode: ``"rfft"`` or ``"matmul"``.
@@ -127,10 +144,12 @@ def auto_stft(mode):
     if mode not in ("rfft", "matmul"):
         raise ValueError(f"mode={mode!r} is not supported. Allowed: rfft, matmul")
     _AUTO_STFT.append(mode)
+    _PORTABLE.append(True)
     try:
         yield
     finally:
         _AUTO_STFT.pop()
+        _PORTABLE.pop()
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
@@ -203,6 +222,7 @@ class MFCC(keras.layers.Layer):
             self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax
         ).T.astype("float32")
         self._dct_matrix = dct2_ortho_matrix(self.n_mels, self.n_mfcc).astype("float32")
+        self._window = periodic_hann(self.n_fft).astype("float32")
         self.stft = stft
         if stft != "rfft":
             self._dft_matrix = windowed_dft_matrix(self.n_fft).astype("float32")
@@ -232,17 +252,16 @@ class MFCC(keras.layers.Layer):
         if self.resolved_stft == "matmul":
             spectrum = tf.matmul(self._frames(x), tf.constant(self._dft_matrix))
             return tf.matmul(tf.math.square(spectrum), tf.constant(self._dft_mel_matrix))
-        stft = tf.signal.stft(
-            x,
-            frame_length=self.n_fft,
-            frame_step=self.hop_length,
-            fft_length=self.n_fft,
-            window_fn=tf.signal.hann_window,
-            pad_end=False,
-        )
-        # |z|^2 through ComplexAbs: the one RFFT consumer tf2onnx converts (Real/Imag are not),
-        # and a TFLite built-in op.
-        power = tf.math.square(tf.math.abs(stft))
+        if _PORTABLE[-1]:
+            spectrum = tf.signal.rfft(self._frames(x) * tf.constant(self._window), fft_length=[self.n_fft])
+            power = tf.math.square(tf.math.abs(spectrum))  # ComplexAbs: converts to TFLite and ONNX
+        else:
+            # tf.signal.frame is faster than the gather in TensorFlow; the complex64 spectrum viewed as
+            # float32 (re, im) pairs without a copy: |z|^2 is one square and one sum (no sqrt), measured
+            # ~1.4x faster for the whole layer than tf.signal.stft + ComplexAbs on the 2-core CPU
+            frames = tf.signal.frame(x, self.n_fft, self.hop_length, pad_end=False) * tf.constant(self._window)
+            spectrum = tf.signal.rfft(frames, fft_length=[self.n_fft])
+            power = tf.reduce_sum(tf.math.square(tf.bitcast(spectrum, tf.float32)), axis=-1)
         return tf.matmul(power, tf.constant(self._mel_matrix))
 
     def call(self, waveforms):
