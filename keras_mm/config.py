@@ -33,6 +33,10 @@ class ModelConfig:
         auxiliary_heads: add a unimodal copy of the head on each feature's
             encoder output (``aux_<feature>`` in ``extras_model()``), used by
             the balance methods of ``keras_mm.train``.
+        feature_normalization: ``"layer"``: a ``LayerNormalization`` on each
+            encoder's output before the fusion (default; it keeps e.g. a frozen
+            1280-d image vector from drowning a 384-d sentence embedding),
+            ``None``: none.
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
@@ -54,6 +58,7 @@ class ModelConfig:
     name: str = "multimodal_model"
     class_names: list = None
     auxiliary_heads: bool = False
+    feature_normalization: str = "layer"
 
     def __post_init__(self):
         if not isinstance(self.encoders, dict) or not self.encoders:
@@ -75,6 +80,8 @@ class ModelConfig:
                 self.num_classes = len(self.class_names)
         if not isinstance(self.auxiliary_heads, bool):
             raise ValueError(f"auxiliary_heads must be True or False, got {self.auxiliary_heads!r}.")
+        if self.feature_normalization not in ("layer", None):
+            raise ValueError(f"feature_normalization={self.feature_normalization!r} is not supported. Allowed: 'layer', None")
         if self.auxiliary_heads and self.head is None:
             raise ValueError("auxiliary_heads=True needs a head (head=None builds an embedding model).")
         if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)):

@@ -43,6 +43,7 @@ def build_model(
     name=NOT_GIVEN,
     class_names=NOT_GIVEN,
     auxiliary_heads=NOT_GIVEN,
+    feature_normalization=NOT_GIVEN,
     config=None,
     preset=None,
 ):
@@ -71,6 +72,10 @@ def build_model(
             encoder output; they appear as ``aux_<feature>`` in
             ``model.extras_model()`` (not in the serving signature) and are
             what the balance methods of :func:`keras_mm.train` train.
+        feature_normalization: ``"layer"`` (default): a ``LayerNormalization``
+            on each encoder's output before the fusion, so that features of
+            very different scales (frozen pretrained vectors) are fused on an
+            equal footing; ``None``: the encoder outputs as they are.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument
@@ -161,6 +166,7 @@ def _build_from_config(config):
         return_extras=config.return_extras,
         modality_dropout=config.modality_dropout,
         auxiliary_heads=auxiliary,
+        feature_normalization=config.feature_normalization,
         name=config.name,
     )
     model.config = config

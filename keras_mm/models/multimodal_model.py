@@ -11,6 +11,21 @@ from keras_mm.naming import auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 
 
+#: values of ``feature_normalization`` (``ModelConfig`` field).
+FEATURE_NORMALIZATIONS = ("layer", None)
+
+
+def feature_norm_layers(feature_normalization, features):
+    """``{feature: LayerNormalization}`` for ``"layer"``, ``{}`` for ``None``; a dict of layers is passed through (shared)."""
+    if isinstance(feature_normalization, dict):
+        return dict(feature_normalization)
+    if feature_normalization is None:
+        return {}
+    if feature_normalization != "layer":
+        raise ValueError(f"feature_normalization={feature_normalization!r} is not supported. Allowed: 'layer', None")
+    return {feature: keras.layers.LayerNormalization(name=f"{feature}_norm") for feature in sorted(features)}
+
+
 def encoder_inputs(feature, encoder):
     """``{suffix: keras.Input}`` for one feature's encoder, named ``<feature>[_<suffix>]``."""
     return {
@@ -52,7 +67,13 @@ class MultimodalModel(keras.Model):
     text; and ``<feature>_present`` float32 ``[B]`` for every feature (1 =
     present, 0 = missing for that sample: the fusion ignores it).
     ``modality_dropout`` drops whole modalities per sample during training so
-    the model learns to predict from whatever is present. The output is the head's tensor, or the fused vector when ``head`` is
+    the model learns to predict from whatever is present. With
+    ``feature_normalization="layer"`` each encoder's pooled vector goes through
+    its own ``LayerNormalization`` (``<feature>_norm``) before the fusion and
+    the auxiliary heads, so features of very different scales (a frozen
+    1280-d MobileNetV2 vector next to a 384-d sentence embedding) enter the
+    fusion on an equal footing (token-level fusions such as ``cross_attention``
+    normalise inside and get none). The output is the head's tensor, or the fused vector when ``head`` is
     ``None``; with ``return_extras=True`` it is a dict holding ``"output"``
     and the fusion's extras (e.g. ``"modality_weights"``).
 
@@ -69,7 +90,8 @@ class MultimodalModel(keras.Model):
         ['audio', 'audio_present', 'image', 'image_present']
     """
 
-    def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, auxiliary_heads=None, **kwargs):
+    def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, auxiliary_heads=None,
+                 feature_normalization=None, **kwargs):
         if not encoders:
             raise ValueError("encoders must name at least one feature.")
         auxiliary_heads = dict(auxiliary_heads or {})
@@ -83,6 +105,12 @@ class MultimodalModel(keras.Model):
             self.modality_dropout = modality_dropout
         else:
             self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
+        # a dict of layers when extras_model() shares this model's. Token-level fusions (cross_attention)
+        # normalise inside and read only some pooled vectors: a norm on the others would get no gradient.
+        self.feature_norms = feature_norm_layers(feature_normalization, encoders)
+        if fusion.uses_sequences:
+            self.feature_norms = {}
+        self.feature_normalization = "layer" if feature_normalization else None
 
         # === Functional Model ===
         fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})
@@ -108,6 +136,8 @@ class MultimodalModel(keras.Model):
                 sequences[feature], sequence_masks[feature] = encoded["sequence"], encoded["sequence_mask"]
             else:
                 features[feature] = encoder(feature_inputs)
+            if feature in self.feature_norms:
+                features[feature] = self.feature_norms[feature](features[feature])
             flag_name = presence_name(feature)
             inputs[flag_name] = presence[feature] = keras.Input(shape=(), dtype="float32", name=flag_name)
         presence = self.modality_dropout(presence)
@@ -180,6 +210,7 @@ class MultimodalModel(keras.Model):
                 return_extras=True,
                 modality_dropout=self.modality_dropout,
                 auxiliary_heads=self.auxiliary_heads,
+                feature_normalization=self.feature_norms if self.feature_normalization else None,
                 name=f"{self.name}_extras",
             )
             # Not tracked: its weights are this model's, and saving must not see them twice.
@@ -268,6 +299,7 @@ class MultimodalModel(keras.Model):
             "return_extras": self.return_extras,
             "modality_dropout": self.modality_dropout.rate,
             "auxiliary_heads": {k: keras.layers.serialize(v) for k, v in self.auxiliary_heads.items()},
+            "feature_normalization": self.feature_normalization,
         }
 
     @classmethod
@@ -278,4 +310,6 @@ class MultimodalModel(keras.Model):
         if config.get("head") is not None:
             config["head"] = keras.layers.deserialize(config["head"])
         config["auxiliary_heads"] = {k: keras.layers.deserialize(v) for k, v in (config.get("auxiliary_heads") or {}).items()}
+        # models saved before feature_normalization existed had none
+        config.setdefault("feature_normalization", None)
         return cls(**config)

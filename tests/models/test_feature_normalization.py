@@ -1,0 +1,80 @@
+"""ModelConfig.feature_normalization: a LayerNormalization on each encoder's output before the fusion."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mm
+from tests.conftest import tiny_encoders
+
+
+@keras_mm.register_encoder("test_scaled_vector")
+class ScaledVector(keras_mm.encoders.Encoder):
+    """A frozen "pretrained" feature: the input vector times ``scale`` (no weights)."""
+
+    modality = "image"
+
+    def __init__(self, dim=6, scale=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.scale = int(dim), float(scale)
+
+    def input_signature(self):
+        return {"": ((self.dim,), "float32")}
+
+    @property
+    def output_dim(self):
+        return self.dim
+
+    def call(self, inputs, training=None):
+        return inputs[""] * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "scale": self.scale}
+
+
+def _scaled_model(scale, normalization):
+    keras.utils.set_random_seed(0)
+    return keras_mm.build_model(
+        encoders={"big": {"name": "test_scaled_vector", "dim": 6, "scale": scale},
+                  "small": {"name": "test_scaled_vector", "dim": 4}},
+        fusion="concat", num_classes=3, feature_normalization=normalization)
+
+
+def _inputs(rows=8):
+    rng = np.random.default_rng(0)
+    return {"big": rng.normal(size=(rows, 6)).astype("float32"), "small": rng.normal(size=(rows, 4)).astype("float32"),
+            "big_present": np.ones(rows, "float32"), "small_present": np.ones(rows, "float32")}
+
+
+def test_the_fusion_sees_every_feature_on_the_same_scale():
+    """A feature 1000x larger changes nothing with the default normalisation, and dominates without it."""
+    x = _inputs()
+    normalized = [np.asarray(_scaled_model(scale, "layer")(x)) for scale in (1.0, 1000.0)]
+    np.testing.assert_allclose(normalized[0], normalized[1], atol=1e-3)
+    raw = [np.asarray(_scaled_model(scale, None)(x)) for scale in (1.0, 1000.0)]
+    assert np.abs(raw[0] - raw[1]).max() > 0.1
+
+
+def test_default_layers_are_shared_saved_and_old_configs_load_without_them(tmp_path):
+    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="concat", num_classes=3, auxiliary_heads=True)
+    assert keras_mm.ModelConfig(encoders={"image": "small_cnn"}).feature_normalization == "layer"
+    assert sorted(model.feature_norms) == ["audio", "image", "text"]
+    assert model.extras_model().feature_norms["image"] is model.feature_norms["image"]  # one set of weights
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert sorted(reloaded.feature_norms) == ["audio", "image", "text"]
+    np.testing.assert_allclose(np.asarray(reloaded(x)), np.asarray(model(x)), atol=1e-6)
+
+    # a model saved before the field existed has no key in its config: it is rebuilt without norms
+    plain = keras_mm.build_model(encoders=tiny_encoders(), fusion="concat", num_classes=3, feature_normalization=None)
+    config = plain.get_config()
+    del config["feature_normalization"]
+    assert type(plain).from_config(config).feature_norms == {}
+
+
+def test_token_level_fusions_get_none_and_a_wrong_value_names_the_field():
+    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="cross_attention", num_classes=3)
+    assert model.feature_norms == {} and model.get_config()["feature_normalization"] == "layer"
+    with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'layer', None"):
+        keras_mm.build_model(encoders=tiny_encoders(), num_classes=3, feature_normalization="batch")
