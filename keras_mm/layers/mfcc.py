@@ -252,16 +252,14 @@ class MFCC(keras.layers.Layer):
         if self.resolved_stft == "matmul":
             spectrum = tf.matmul(self._frames(x), tf.constant(self._dft_matrix))
             return tf.matmul(tf.math.square(spectrum), tf.constant(self._dft_mel_matrix))
+        spectrum = tf.signal.rfft(self._frames(x) * tf.constant(self._window), fft_length=[self.n_fft])
         if _PORTABLE[-1]:
-            spectrum = tf.signal.rfft(self._frames(x) * tf.constant(self._window), fft_length=[self.n_fft])
             power = tf.math.square(tf.math.abs(spectrum))  # ComplexAbs: converts to TFLite and ONNX
         else:
-            # tf.signal.frame is faster than the gather in TensorFlow; the complex64 spectrum viewed as
-            # float32 (re, im) pairs without a copy: |z|^2 is one square and one sum (no sqrt), measured
-            # ~1.4x faster for the whole layer than tf.signal.stft + ComplexAbs on the 2-core CPU
-            frames = tf.signal.frame(x, self.n_fft, self.hop_length, pad_end=False) * tf.constant(self._window)
-            spectrum = tf.signal.rfft(frames, fft_length=[self.n_fft])
-            power = tf.reduce_sum(tf.math.square(tf.bitcast(spectrum, tf.float32)), axis=-1)
+            # re^2 + im^2 without ComplexAbs's sqrt: the layer 1.2x faster than tf.signal.stft + ComplexAbs
+            # (quiet 2-core CPU, batch 64 x 1 s, 25 interleaved rounds; a bitcast view of the complex
+            # spectrum as (re, im) pairs was 0.85x)
+            power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
         return tf.matmul(power, tf.constant(self._mel_matrix))
 
     def call(self, waveforms):
