@@ -125,7 +125,7 @@ def test_approximate_gelu_would_not_meet_the_bar(minilm_path):
 def test_exact_gelu_survives_keras_reload(minilm_path, tmp_path):
     model = keras_mm.build_model(
         encoders={"text": {"name": "bert", "checkpoint": minilm_path, "sequence_length": 16, "pooling": "mean"}},
-        fusion="concat", head=None,
+        fusion="concat", head=None, feature_normalization=None,  # the output is the encoder's own
     )
     raw = {"text": np.array(["A man is playing a guitar.", "Ünïcödé façade"], dtype=object)}
     inputs = model.preprocessor.process_batch(raw)
