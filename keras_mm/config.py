@@ -15,6 +15,23 @@ def normalize_component(value, field):
     raise ValueError(f"{field}: expected a name (str) or a dict with a 'name' key, got {type(value).__name__}.")
 
 
+#: the values of ``ModelConfig.feature_normalization``.
+FEATURE_NORMALIZATIONS = ("layer", None)
+
+
+def check_feature_normalization(value):
+    """``value`` if it is an allowed ``feature_normalization``, else a ValueError naming the field and the values.
+
+    Example:
+        >>> from keras_mm.config import check_feature_normalization
+        >>> check_feature_normalization("layer")
+        'layer'
+    """
+    if value not in FEATURE_NORMALIZATIONS:
+        raise ValueError(f"feature_normalization={value!r} is not supported. Allowed: 'layer', None")
+    return value
+
+
 @dataclasses.dataclass
 class ModelConfig:
     """Everything ``build_model`` needs, as plain data (round-trips through JSON).
@@ -80,8 +97,7 @@ class ModelConfig:
                 self.num_classes = len(self.class_names)
         if not isinstance(self.auxiliary_heads, bool):
             raise ValueError(f"auxiliary_heads must be True or False, got {self.auxiliary_heads!r}.")
-        if self.feature_normalization not in ("layer", None):
-            raise ValueError(f"feature_normalization={self.feature_normalization!r} is not supported. Allowed: 'layer', None")
+        check_feature_normalization(self.feature_normalization)
         if self.auxiliary_heads and self.head is None:
             raise ValueError("auxiliary_heads=True needs a head (head=None builds an embedding model).")
         if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)):

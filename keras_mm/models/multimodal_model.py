@@ -6,23 +6,18 @@ import shutil
 
 import keras
 
+from keras_mm.config import check_feature_normalization
 from keras_mm.layers.modality_dropout import ModalityDropout
 from keras_mm.naming import auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
-
-
-#: values of ``feature_normalization`` (``ModelConfig`` field).
-FEATURE_NORMALIZATIONS = ("layer", None)
 
 
 def feature_norm_layers(feature_normalization, features):
     """``{feature: LayerNormalization}`` for ``"layer"``, ``{}`` for ``None``; a dict of layers is passed through (shared)."""
     if isinstance(feature_normalization, dict):
         return dict(feature_normalization)
-    if feature_normalization is None:
+    if check_feature_normalization(feature_normalization) is None:
         return {}
-    if feature_normalization != "layer":
-        raise ValueError(f"feature_normalization={feature_normalization!r} is not supported. Allowed: 'layer', None")
     return {feature: keras.layers.LayerNormalization(name=f"{feature}_norm") for feature in sorted(features)}
 
 
