@@ -114,7 +114,7 @@ class FrozenFeatures:
         return np.concatenate(chunks).astype("float32")
 
     def encoders(self):
-        return {f: {"name": "benchmark_frozen_vector", "dim": int(v["train"].shape[1]), "modality": f}
+        return {f: {"name": "benchmark_frozen_vector", "dim": int(v["train"].shape[1]), "modality": f, "trainable": False}
                 for f, v in self.vectors.items()}
 
     def dataset(self, split, model=None, features=None, batch_size=64, shuffle=False, seed=0, cache=False):
@@ -152,7 +152,7 @@ SPLITS = ("train", "val", "test")
 DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup, "openclipart_frozen": openclipart_frozen_setup}
 
 
-def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="layer"):
+def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="frozen"):
     """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs."""
     keras.utils.set_random_seed(seed)
     features = {k: k for k in encoders}
@@ -262,7 +262,7 @@ def main(argv=None):
     parser.add_argument("--output", default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --output, run the rest")
     parser.add_argument("--defaults-only", action="store_true", help="only the unimodal rows and every fusion's defaults")
-    parser.add_argument("--feature-normalization", default="layer", choices=["layer", "none"],
+    parser.add_argument("--feature-normalization", default="frozen", choices=["frozen", "layer", "none"],
                         help="ModelConfig.feature_normalization of every model (default: keras_mm's)")
     args = parser.parse_args(argv)
     fusions = args.fusions if args.fusions is not None else FUSIONS.names()

@@ -88,8 +88,6 @@ def _hand_written(image_size, num_samples):
         a = keras.layers.Conv1D(f, 5, padding="same", activation="relu")(a)
         a = keras.layers.MaxPooling1D(2, padding="same")(a)
     a = keras.layers.GlobalAveragePooling1D()(a)
-    # build_model's default feature_normalization="layer": one LayerNormalization per encoder output
-    a, x = keras.layers.LayerNormalization()(a), keras.layers.LayerNormalization()(x)
     fused = keras.layers.Concatenate()([a, x])
     out = keras.layers.Dense(10, activation="softmax")(fused)
     return keras.Model({"image": image, "audio": audio}, out)

@@ -16,7 +16,7 @@ def normalize_component(value, field):
 
 
 #: the values of ``ModelConfig.feature_normalization``.
-FEATURE_NORMALIZATIONS = ("layer", None)
+FEATURE_NORMALIZATIONS = ("frozen", "layer", None)
 
 
 def check_feature_normalization(value):
@@ -24,11 +24,11 @@ def check_feature_normalization(value):
 
     Example:
         >>> from keras_mm.config import check_feature_normalization
-        >>> check_feature_normalization("layer")
-        'layer'
+        >>> check_feature_normalization("frozen")
+        'frozen'
     """
     if value not in FEATURE_NORMALIZATIONS:
-        raise ValueError(f"feature_normalization={value!r} is not supported. Allowed: 'layer', None")
+        raise ValueError(f"feature_normalization={value!r} is not supported. Allowed: 'frozen', 'layer', None")
     return value
 
 
@@ -50,10 +50,11 @@ class ModelConfig:
         auxiliary_heads: add a unimodal copy of the head on each feature's
             encoder output (``aux_<feature>`` in ``extras_model()``), used by
             the balance methods of ``keras_mm.train``.
-        feature_normalization: ``"layer"``: a ``LayerNormalization`` on each
-            encoder's output before the fusion (default; it keeps e.g. a frozen
-            1280-d image vector from drowning a 384-d sentence embedding),
-            ``None``: none.
+        feature_normalization: ``"frozen"`` (default): a ``LayerNormalization``
+            on the output of each frozen (``trainable=False``) encoder before the
+            fusion, whose fixed scale cannot adapt (it keeps e.g. a frozen 1280-d
+            image vector from drowning a 384-d sentence embedding); ``"layer"``:
+            on every encoder's output; ``None``: none.
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
@@ -75,7 +76,7 @@ class ModelConfig:
     name: str = "multimodal_model"
     class_names: list = None
     auxiliary_heads: bool = False
-    feature_normalization: str = "layer"
+    feature_normalization: str = "frozen"
 
     def __post_init__(self):
         if not isinstance(self.encoders, dict) or not self.encoders:

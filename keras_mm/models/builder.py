@@ -72,10 +72,11 @@ def build_model(
             encoder output; they appear as ``aux_<feature>`` in
             ``model.extras_model()`` (not in the serving signature) and are
             what the balance methods of :func:`keras_mm.train` train.
-        feature_normalization: ``"layer"`` (default): a ``LayerNormalization``
-            on each encoder's output before the fusion, so that features of
-            very different scales (frozen pretrained vectors) are fused on an
-            equal footing; ``None``: the encoder outputs as they are.
+        feature_normalization: ``"frozen"`` (default): a ``LayerNormalization``
+            on the output of each frozen (``trainable=False``) encoder before the
+            fusion, so that fixed pretrained vectors of very different scales are
+            fused on an equal footing; ``"layer"``: on every encoder's output;
+            ``None``: the encoder outputs as they are.
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument

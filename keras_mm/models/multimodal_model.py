@@ -12,12 +12,25 @@ from keras_mm.naming import auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 
 
-def feature_norm_layers(feature_normalization, features):
-    """``{feature: LayerNormalization}`` for ``"layer"``, ``{}`` for ``None``; a dict of layers is passed through (shared)."""
+def feature_norm_layers(feature_normalization, encoders):
+    """``{feature: LayerNormalization}`` for the features that ``feature_normalization`` normalises.
+
+    ``"layer"``: every feature; ``"frozen"``: those whose encoder is frozen
+    (``trainable=False``); ``None``: none; a list: those features (what
+    ``get_config`` records, so a reload rebuilds the same layers whatever the
+    encoders' trainable state is then); a dict of layers is passed through
+    (``extras_model()`` shares them).
+    """
     if isinstance(feature_normalization, dict):
         return dict(feature_normalization)
-    if check_feature_normalization(feature_normalization) is None:
-        return {}
+    if isinstance(feature_normalization, (list, tuple)):
+        features = list(feature_normalization)
+    elif check_feature_normalization(feature_normalization) is None:
+        features = []
+    elif feature_normalization == "frozen":
+        features = [feature for feature, encoder in encoders.items() if not encoder.trainable]
+    else:
+        features = list(encoders)
     return {feature: keras.layers.LayerNormalization(name=f"{feature}_norm") for feature in sorted(features)}
 
 
@@ -63,12 +76,13 @@ class MultimodalModel(keras.Model):
     present, 0 = missing for that sample: the fusion ignores it).
     ``modality_dropout`` drops whole modalities per sample during training so
     the model learns to predict from whatever is present. With
-    ``feature_normalization="layer"`` each encoder's pooled vector goes through
-    its own ``LayerNormalization`` (``<feature>_norm``) before the fusion and
-    the auxiliary heads, so features of very different scales (a frozen
-    1280-d MobileNetV2 vector next to a 384-d sentence embedding) enter the
-    fusion on an equal footing (token-level fusions such as ``cross_attention``
-    normalise inside and get none). The output is the head's tensor, or the fused vector when ``head`` is
+    ``feature_normalization="frozen"`` (``build_model``'s default) each frozen
+    encoder's pooled vector goes through its own ``LayerNormalization``
+    (``<feature>_norm``) before the fusion and the auxiliary heads, so fixed
+    features of very different scales (a frozen 1280-d MobileNetV2 vector next
+    to a 384-d sentence embedding) enter the fusion on an equal footing;
+    ``"layer"`` does it for every encoder (token-level fusions such as
+    ``cross_attention`` normalise inside and get none). The output is the head's tensor, or the fused vector when ``head`` is
     ``None``; with ``return_extras=True`` it is a dict holding ``"output"``
     and the fusion's extras (e.g. ``"modality_weights"``).
 
@@ -102,10 +116,9 @@ class MultimodalModel(keras.Model):
             self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
         # a dict of layers when extras_model() shares this model's. Token-level fusions (cross_attention)
         # normalise inside and read only some pooled vectors: a norm on the others would get no gradient.
-        self.feature_norms = feature_norm_layers(feature_normalization, encoders)
+        self.feature_norms = feature_norm_layers(feature_normalization, self.feature_encoders)
         if fusion.uses_sequences:
             self.feature_norms = {}
-        self.feature_normalization = "layer" if feature_normalization else None
 
         # === Functional Model ===
         fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})
@@ -205,7 +218,7 @@ class MultimodalModel(keras.Model):
                 return_extras=True,
                 modality_dropout=self.modality_dropout,
                 auxiliary_heads=self.auxiliary_heads,
-                feature_normalization=self.feature_norms if self.feature_normalization else None,
+                feature_normalization=self.feature_norms,
                 name=f"{self.name}_extras",
             )
             # Not tracked: its weights are this model's, and saving must not see them twice.
@@ -294,7 +307,8 @@ class MultimodalModel(keras.Model):
             "return_extras": self.return_extras,
             "modality_dropout": self.modality_dropout.rate,
             "auxiliary_heads": {k: keras.layers.serialize(v) for k, v in self.auxiliary_heads.items()},
-            "feature_normalization": self.feature_normalization,
+            # the features that have a norm: a reload rebuilds exactly these
+            "feature_normalization": sorted(self.feature_norms),
         }
 
     @classmethod

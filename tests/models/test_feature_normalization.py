@@ -55,9 +55,20 @@ def test_the_fusion_sees_every_feature_on_the_same_scale():
     assert np.abs(raw[0] - raw[1]).max() > 0.1
 
 
-def test_default_layers_are_shared_saved_and_old_configs_load_without_them(tmp_path):
-    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="concat", num_classes=3, auxiliary_heads=True)
-    assert keras_mm.ModelConfig(encoders={"image": "small_cnn"}).feature_normalization == "layer"
+def test_default_normalises_frozen_encoders_only():
+    encoders = tiny_encoders()
+    encoders["image"] = {**encoders["image"], "trainable": False}
+    model = keras_mm.build_model(encoders=encoders, fusion="concat", num_classes=3)
+    assert keras_mm.ModelConfig(encoders={"image": "small_cnn"}).feature_normalization == "frozen"
+    assert sorted(model.feature_norms) == ["image"]
+    # the features that got a norm are recorded: unfreezing before saving must not change the layers
+    model.feature_encoders["image"].trainable = True
+    assert model.get_config()["feature_normalization"] == ["image"]
+
+
+def test_layers_are_shared_saved_and_old_configs_load_without_them(tmp_path):
+    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="concat", num_classes=3, auxiliary_heads=True,
+                                 feature_normalization="layer")
     assert sorted(model.feature_norms) == ["audio", "image", "text"]
     assert model.extras_model().feature_norms["image"] is model.feature_norms["image"]  # one set of weights
     x = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
@@ -74,7 +85,8 @@ def test_default_layers_are_shared_saved_and_old_configs_load_without_them(tmp_p
 
 
 def test_token_level_fusions_get_none_and_a_wrong_value_names_the_field():
-    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="cross_attention", num_classes=3)
-    assert model.feature_norms == {} and model.get_config()["feature_normalization"] == "layer"
-    with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'layer', None"):
+    model = keras_mm.build_model(encoders=tiny_encoders(), fusion="cross_attention", num_classes=3,
+                                 feature_normalization="layer")
+    assert model.feature_norms == {} and model.get_config()["feature_normalization"] == []
+    with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'frozen', 'layer', None"):
         keras_mm.build_model(encoders=tiny_encoders(), num_classes=3, feature_normalization="batch")
