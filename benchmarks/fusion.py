@@ -86,8 +86,9 @@ class FrozenVector(keras_mm.encoders.Encoder):
 class FrozenFeatures:
     """A built dataset's rows as the vectors of frozen pretrained encoders, computed once with keras_mm's own encoders.
 
-    Training a fusion on these equals training it with the encoders frozen
-    (``trainable=False``, inference mode), without recomputing them every epoch.
+    The vectors are the encoders' inference-mode outputs. Training the whole
+    model with the encoders frozen differs in one way: a frozen BERT still
+    applies its dropout in training steps, which these cached vectors lack.
     Token-level fusions (``cross_attention``) need the encoders' sequences: not run.
     """
 
