@@ -23,10 +23,16 @@ class FeaturePreprocessor:
         feature: the feature name (a key of ``build_model(encoders=...)``).
         example_rank: rank of one raw example (0 for a string, 1 for a waveform).
         raw_dtype: dtype of the raw values (``tf.string`` or ``tf.float32``).
+        row_wise: each row's outputs depend on that row only and have a
+            fixed shape (e.g. text padded to ``sequence_length``), so a
+            training loader may compute them once, ahead of the epochs, for
+            raw values it knows in advance (manifest text cells). ``False``
+            (the default for new subclasses) keeps them in the pipeline.
     """
 
     example_rank = 0
     raw_dtype = tf.string
+    row_wise = False
 
     def __init__(self, feature):
         self.feature = feature

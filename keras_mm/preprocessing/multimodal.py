@@ -100,8 +100,12 @@ class MultimodalPreprocessor:
         self._check_features(example)
         return {name: pre.decode_example(example[name], filled[name]) for name, pre in self.feature_preprocessors.items()}
 
-    def process_decoded_batch_with_status(self, decoded, filled):
+    def process_decoded_batch_with_status(self, decoded, filled, computed=None):
         """A batch of :meth:`decode_example` outputs -> ``(numeric dict, {feature: status})``; ``filled``: ``{feature: bool [batch]}``.
+
+        ``computed``: ``{feature: (numeric dict, status)}`` for features whose
+        outputs were computed ahead by :meth:`process_batch_with_status` (a
+        loader does that for ``row_wise`` preprocessors); they are used as they are.
 
         Example:
             >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
@@ -113,9 +117,13 @@ class MultimodalPreprocessor:
             True
         """
         self._check_features(decoded)
+        computed = computed or {}
         out, statuses = {}, {}
         for name, pre in self.feature_preprocessors.items():
-            numeric, statuses[name] = pre.process_decoded_batch_with_status(decoded[name], filled[name])
+            if name in computed:
+                numeric, statuses[name] = computed[name]
+            else:
+                numeric, statuses[name] = pre.process_decoded_batch_with_status(decoded[name], filled[name])
             out.update(numeric)
         return out, statuses
 

@@ -114,6 +114,7 @@ class BertTextPreprocessor(FeaturePreprocessor):
     """
 
     example_rank = 0
+    row_wise = True  # padded to sequence_length: computed once per manifest by from_manifest
 
     def __init__(self, feature, vocabulary, sequence_length=128, lowercase=True, segment_ids=True):
         super().__init__(feature)
@@ -278,6 +279,7 @@ class SentencePieceTextPreprocessor(FeaturePreprocessor):
     """
 
     example_rank = 0
+    row_wise = True  # padded to sequence_length: computed once per manifest by from_manifest
 
     def __init__(self, feature, proto, model_type, sequence_length=128, lowercase=True, keep_accents=False):
         super().__init__(feature)
@@ -358,6 +360,7 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
     """
 
     example_rank = 0
+    row_wise = True  # padded to sequence_length: computed once per manifest by from_manifest
 
     def __init__(self, feature, vocabulary, sequence_length=64):
         super().__init__(feature)

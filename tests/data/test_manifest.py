@@ -231,9 +231,13 @@ def test_integer_labels_are_ids_named_by_class_names(tmp_path):
         Manifest(path, class_names=["zero", "one"])
 
 
-def test_training_pipeline_values_equal_the_serving_preprocessor_on_the_raw_rows(tmp_path, model):
-    # images are decoded in the loading map (no per-sample isolation) and the rest runs on chunks:
+@pytest.mark.parametrize("text_ahead", [True, False], ids=["text-tokenized-ahead", "text-tokenized-in-pipeline"])
+def test_training_pipeline_values_equal_the_serving_preprocessor_on_the_raw_rows(tmp_path, model, monkeypatch, text_ahead):
+    # images are decoded in the loading map (no per-sample isolation), text is tokenized once when the
+    # dataset is built (or, over AHEAD_MAX_BYTES, in the pipeline) and the rest runs on chunks:
     # the numbers must be those of model.preprocessor on the raw rows, blank cells included
+    if not text_ahead:
+        monkeypatch.setattr(keras_mm.data.manifest, "AHEAD_MAX_BYTES", 0)
     shutil.copytree(SAMPLE_DIR, tmp_path / "s")
     path = tmp_path / "s" / "manifest.csv"
     lines = path.read_text().splitlines()
@@ -243,6 +247,8 @@ def test_training_pipeline_values_equal_the_serving_preprocessor_on_the_raw_rows
     path.write_text("\n".join(lines) + "\n")
     ds = from_manifest(str(path), model=model, split="test", batch_size=7)
     manifest = ds.manifest
+    # the epoch's graph runs the WordPiece tokenizer only when text was not tokenized ahead
+    assert (b"FastWordpieceTokenize" in ds._as_serialized_graph().numpy()) is not text_ahead
     got = {k: np.concatenate([x[k].numpy() for x, _ in ds]) for k in model.input}
     options = ds.load_options
     raw = [manifest.load_row(i, options) for i in range(len(manifest))]
