@@ -197,3 +197,28 @@ def test_image_encoders_validate_and_keep_their_background(name):
     assert encoder.get_config()["background"] == [1, 2, 3]
     assert encoder.build_preprocessor("photo").background == (1, 2, 3)
     assert cls(**cls.example_config).build_preprocessor("photo").background == keras_mm.preprocessing.image.WHITE
+
+
+@pytest.mark.parametrize("background", [(255, 255, 255), (30, 60, 240)])
+def test_the_loader_decoder_gives_the_serving_decoder_pixels_for_every_format(background):
+    # training loaders decode PNG/JPEG in their graph and other formats through decode_image compiled once
+    # (a numpy_function): the pixels must be decode_image's, in a parallel tf.data map
+    from PIL import Image
+
+    from keras_mm.preprocessing.image import decode_image, decode_image_in_loader
+
+    files = {kind: encoded for kind, (encoded, _, _) in _transparent_files().items()}
+    yy, xx = np.mgrid[0:20, 0:30]
+    pixels = np.stack([yy * 12, xx * 8, (yy + xx) * 5], -1).astype(np.uint8)
+    files.update(jpeg=tf.io.encode_jpeg(pixels).numpy(), grey_png=tf.io.encode_png(pixels[..., :1]).numpy(),
+                 bmp=_encode(Image.fromarray(pixels), "BMP"), rgb_webp=_encode(Image.fromarray(pixels), "WEBP"))
+    kinds = sorted(files)
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant([files[k] for k in kinds]))
+    ds = ds.map(lambda e: decode_image_in_loader(e, background), num_parallel_calls=2)
+    for kind, got in zip(kinds, ds):
+        np.testing.assert_array_equal(got.numpy(), decode_image(tf.constant(files[kind]), background).numpy(), err_msg=kind)
+    for bad in [files["gif"][:30], b"GIF89a junk", files["rgba_webp"][:40], files["bmp"][:20], b"not an image"]:
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            decode_image(tf.constant(bad), background)  # the serving decoder raises too (before its isolation)
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            next(iter(tf.data.Dataset.from_tensors(tf.constant(bad)).map(lambda e: decode_image_in_loader(e, background))))
