@@ -130,16 +130,20 @@ class AudioModality(Modality):
     def augment(self, example, feature, augmentation):
         wave = example[feature]
         g = augmentation.generator
+        u = augmentation.draws(5)  # one generator call: gain: apply, value | noise: apply | shift: apply, value
         low, high = augmentation.gain
-        wave = augmentation.maybe(lambda w: w * g.uniform([], low, high), wave)
+        gain = low + (high - low) * u[1]
+        wave = augmentation.maybe_select(wave * gain, wave, u[0])
         if augmentation.noise > 0:
             wave = augmentation.maybe(
                 lambda w: w + g.normal(tf.shape(w)) * tf.sqrt(tf.reduce_mean(tf.square(w)) + 1e-12) * augmentation.noise,
-                wave,
+                wave, u[2],
             )
         if augmentation.shift > 0:
             limit = tf.cast(tf.cast(tf.shape(wave)[0], tf.float32) * augmentation.shift, tf.int32) + 1
-            wave = augmentation.maybe(lambda w: tf.roll(w, g.uniform([], -limit, limit, dtype=tf.int32), axis=0), wave)
+            # an integer in [-limit, limit), as generator.uniform(dtype=int32) drew it
+            steps = tf.minimum(-limit + tf.cast(tf.floor(u[4] * tf.cast(2 * limit, tf.float32)), tf.int32), limit - 1)
+            wave = augmentation.maybe_select(tf.roll(wave, steps, axis=0), wave, u[3])
         return {**example, feature: self.only_where_present(example, feature, wave)}
 
     def perturb(self, inputs, feature, level, rng):

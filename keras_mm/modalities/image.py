@@ -30,20 +30,18 @@ class ImageModality(Modality):
 
     def augment(self, example, feature, augmentation):
         pixels = example[feature]
-        g = augmentation.generator
+        u = augmentation.draws(9)  # one generator call: flip | crop: apply, zoom, 2 offsets | brightness: 2 | contrast: 2
         if augmentation.flip:
-            pixels = tf.cond(g.uniform([]) < 0.5, lambda: tf.image.flip_left_right(pixels), lambda: pixels)
-        if augmentation.crop > 0:
-            pixels = augmentation.maybe(lambda p: _random_crop(p, augmentation.crop, g), pixels)
+            pixels = tf.where(u[0] < 0.5, tf.reverse(pixels, axis=[1]), pixels)  # left-right flip, half the time
+        if augmentation.crop > 0:  # resizing costs: only when applied
+            pixels = augmentation.maybe(lambda p: _random_crop(p, augmentation.crop, u[2], u[3:5]), pixels, u[1])
         if augmentation.brightness > 0:
-            pixels = augmentation.maybe(
-                lambda p: p + g.uniform([], -augmentation.brightness, augmentation.brightness) * 255.0, pixels
-            )
+            shift = (2.0 * u[6] - 1.0) * augmentation.brightness * 255.0
+            pixels = augmentation.maybe_select(pixels + shift, pixels, u[5])
         if augmentation.contrast > 0:
-            contrast = augmentation.contrast
-            pixels = augmentation.maybe(
-                lambda p: (p - tf.reduce_mean(p)) * g.uniform([], 1 - contrast, 1 + contrast) + tf.reduce_mean(p), pixels
-            )
+            factor = 1.0 + (2.0 * u[8] - 1.0) * augmentation.contrast
+            mean = tf.reduce_mean(pixels)
+            pixels = augmentation.maybe_select((pixels - mean) * factor + mean, pixels, u[7])
         return {**example, feature: self.only_where_present(example, feature, tf.clip_by_value(pixels, 0.0, 255.0))}
 
     def perturb(self, inputs, feature, level, rng):
@@ -55,11 +53,11 @@ class ImageModality(Modality):
         return rng.uniform(0, 255, size=shape).astype(dtype)
 
 
-def _random_crop(pixels, max_zoom, generator):
-    """A random window covering 1 - U(0, max_zoom) of each side, resized back to the input size."""
+def _random_crop(pixels, max_zoom, zoom_draw, offset_draws):
+    """A window covering 1 - max_zoom * zoom_draw of each side at ``offset_draws`` (uniforms in [0, 1)), resized back to the input size."""
     size = tf.shape(pixels)[:2]
-    scale = 1.0 - generator.uniform([], 0.0, max_zoom)
+    scale = 1.0 - max_zoom * zoom_draw
     crop = tf.maximum(tf.cast(tf.cast(size, tf.float32) * scale, tf.int32), 1)
-    offset = tf.cast(generator.uniform([2], 0.0, 1.0) * tf.cast(size - crop, tf.float32), tf.int32)
+    offset = tf.cast(offset_draws * tf.cast(size - crop, tf.float32), tf.int32)
     window = pixels[offset[0] : offset[0] + crop[0], offset[1] : offset[1] + crop[1]]
     return tf.image.resize(window, size)

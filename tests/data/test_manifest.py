@@ -77,6 +77,38 @@ def test_augmentation_changes_present_samples_only(model):
     assert next(iter(ds))[0]["image"].shape == (8, 16, 16, 3)
 
 
+def _augmented(modality, example, n=200, **settings):
+    """``n`` augmentations of ``example`` (feature "x" of ``modality``) in a tf.data map, as numpy."""
+    off = dict(flip=False, crop=0.0, brightness=0.0, contrast=0.0, gain=(1.0, 1.0), noise=0.0, shift=0.0)
+    aug = Augmentation({"x": modality}, seed=3, **{**off, **settings})
+    ds = tf.data.Dataset.from_tensors({"x": example, "x_present": tf.constant(1.0)}).repeat(n).map(aug)
+    return np.stack([e["x"].numpy() for e in ds])
+
+
+def test_each_augmentation_transform_does_what_its_setting_says_half_the_time():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (6, 8, 3)).astype("float32")
+    flipped = _augmented("image", image, flip=True)
+    is_flip = np.array([np.array_equal(f, image[:, ::-1]) for f in flipped])
+    assert all(is_flip | np.array([np.array_equal(f, image) for f in flipped]))  # the image or its mirror
+    assert 0.35 < is_flip.mean() < 0.65
+    grey = np.full((6, 8, 3), 100.0, "float32")
+    shifted = _augmented("image", grey, brightness=0.15)[:, 0, 0, 0] - 100.0
+    assert np.abs(shifted).max() <= 0.15 * 255 + 1e-3 and 0.35 < (shifted != 0).mean() < 0.65
+    mid = rng.uniform(60, 200, (6, 8, 3)).astype("float32")  # contrast x1.15 stays inside 0..255: no clipping
+    contrasted = _augmented("image", mid, contrast=0.15)
+    np.testing.assert_allclose(contrasted.mean(axis=(1, 2, 3)), mid.mean(), rtol=1e-4)  # contrast keeps the mean
+    scale = (contrasted - mid.mean())[:, 0, 0, 0] / (mid - mid.mean())[0, 0, 0]
+    assert np.all((scale > 0.85 - 1e-4) & (scale < 1.15 + 1e-4)) and 0.35 < (np.abs(scale - 1) > 1e-5).mean() < 0.65
+    wave = rng.normal(0, 0.1, 400).astype("float32")
+    gains = _augmented("audio", wave, gain=(0.7, 1.3))[:, :5] / wave[:5]
+    assert np.allclose(gains, gains[:, :1], rtol=1e-4) and gains.min() >= 0.7 - 1e-4 and gains.max() <= 1.3 + 1e-4
+    assert 0.35 < (np.abs(gains[:, 0] - 1) > 1e-6).mean() < 0.65
+    rolled = _augmented("audio", wave, shift=0.1)
+    steps = [next(k for k in range(-41, 42) if np.array_equal(r, np.roll(wave, k))) for r in rolled]  # a roll, |k| <= 10 % + 1
+    assert 0.35 < np.mean(np.array(steps) != 0) < 0.65 and len(set(steps)) > 10
+
+
 def _write_manifest(path, rows):
     lines = ["text,label,split"] + [f"{t},{lbl},{s}" for t, lbl, s in rows]
     path.write_text("\n".join(lines) + "\n")
