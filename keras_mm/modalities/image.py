@@ -31,17 +31,18 @@ class ImageModality(Modality):
     def augment(self, example, feature, augmentation):
         pixels = example[feature]
         u = augmentation.draws(9)  # one generator call: flip | crop: apply, zoom, 2 offsets | brightness: 2 | contrast: 2
+        # tf.cond, not tf.where: computing every transform of a 224x224 image for every example made the
+        # cached epoch 2.2x slower than paying the conds' setup once per epoch
         if augmentation.flip:
-            pixels = tf.where(u[0] < 0.5, tf.reverse(pixels, axis=[1]), pixels)  # left-right flip, half the time
-        if augmentation.crop > 0:  # resizing costs: only when applied
+            pixels = tf.cond(u[0] < 0.5, lambda: tf.image.flip_left_right(pixels), lambda: pixels)
+        if augmentation.crop > 0:
             pixels = augmentation.maybe(lambda p: _random_crop(p, augmentation.crop, u[2], u[3:5]), pixels, u[1])
         if augmentation.brightness > 0:
             shift = (2.0 * u[6] - 1.0) * augmentation.brightness * 255.0
-            pixels = augmentation.maybe_select(pixels + shift, pixels, u[5])
+            pixels = augmentation.maybe(lambda p: p + shift, pixels, u[5])
         if augmentation.contrast > 0:
             factor = 1.0 + (2.0 * u[8] - 1.0) * augmentation.contrast
-            mean = tf.reduce_mean(pixels)
-            pixels = augmentation.maybe_select((pixels - mean) * factor + mean, pixels, u[7])
+            pixels = augmentation.maybe(lambda p: (p - tf.reduce_mean(p)) * factor + tf.reduce_mean(p), pixels, u[7])
         return {**example, feature: self.only_where_present(example, feature, tf.clip_by_value(pixels, 0.0, 255.0))}
 
     def perturb(self, inputs, feature, level, rng):
