@@ -35,27 +35,13 @@ def timeit(fn, repeats, warmup=2):
     return times
 
 
-def interleaved(fns, rounds, warmup=2):
-    """``{name: [seconds per round]}``: every function once per round, in turn, so machine noise hits all alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
+def interleaved(fns, rounds, warmup=2, block=1):
+    """``{name: [seconds per round]}``: every function once per round, in turn, so machine noise hits all alike.
 
-
-def interleaved_blocks(fns, rounds, block=50, warmup=2):
-    """``{name: [median seconds of one call, per round]}``: every function ``block`` times in a row per round, in turn.
-
-    Interleaving cancels machine drift as :func:`interleaved` does, while each
-    runtime's median is taken over calls that follow its own calls: a call
-    right after another runtime's pays for that runtime's still-spinning
-    threads (ONNX Runtime's intra-op pool spins after each call), which is
+    With ``block > 1`` each function runs ``block`` times in a row per round
+    and the round keeps the median of those calls. Use blocks when one
+    contender's call disturbs the next call of another: a call right after
+    ONNX Runtime's pays for its still-spinning intra-op threads, which is
     interference between two runtimes sharing 2 cores, not either's latency.
     Measured (MobileNetV2@160 + MFCC, batch 1): after an ONNX Runtime call,
     TFLite's calls stay slower for ~10 calls (~40 ms), so blocks of 10 still
@@ -67,12 +53,7 @@ def interleaved_blocks(fns, rounds, block=50, warmup=2):
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            calls = []
-            for _ in range(block):
-                start = time.perf_counter()
-                fn()
-                calls.append(time.perf_counter() - start)
-            times[name].append(statistics.median(calls))
+            times[name].append(statistics.median(timeit(fn, block, 0)))
     return times
 
 
@@ -200,7 +181,7 @@ def bench_serving(quick):
             latency.update(interleaved({name: lambda r=runner: r.predict(one)}, rounds))
         pair = {name: (lambda r=runners[name]: r.predict(one)) for name in ("tflite_float32", "onnx") if name in runners}
         pair_latency = interleaved(pair, rounds) if len(pair) == 2 else None
-        pair_blocks = interleaved_blocks(pair, 8 if quick else 20) if len(pair) == 2 else None
+        pair_blocks = interleaved(pair, 8 if quick else 20, block=50) if len(pair) == 2 else None
     median = {name: statistics.median(t) for name, t in times.items()}
     results = [{"name": "serving, batch 32: raw-input signature vs numeric core", "ours_per_s": 32 / median["raw"],
                 "baseline_per_s": 32 / median["numeric"], "ratio": round_ratio(times, "numeric", "raw"), "target": ">= 0.98",
