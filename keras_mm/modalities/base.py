@@ -171,7 +171,15 @@ class Modality:
         return {}
 
     def augment(self, example, feature, augmentation):
-        """Training augmentation of one numeric example (dict of model inputs); default: unchanged."""
+        """Training augmentation of one numeric example (dict of model inputs); default: unchanged.
+
+        Draw random numbers with ``augmentation.draws(n)`` (one generator call
+        for all of them: each call costs every epoch's iterator ~10 ms to set
+        up), apply costly transforms with ``augmentation.maybe(fn, value,
+        draw)`` (a ``tf.cond``) and cheap element-wise ones with
+        ``augmentation.maybe_select(transformed, value, draw)``; keep missing
+        samples as they are with :meth:`only_where_present`.
+        """
         return example
 
     def perturb(self, inputs, feature, level, rng):
