@@ -55,6 +55,37 @@ def test_the_fusion_sees_every_feature_on_the_same_scale():
     assert np.abs(raw[0] - raw[1]).max() > 0.1
 
 
+def _frozen_pair(big_dim=12, small_dim=4):
+    keras.utils.set_random_seed(0)
+    return keras_mm.build_model(
+        encoders={"big": {"name": "test_scaled_vector", "dim": big_dim, "trainable": False},
+                  "small": {"name": "test_scaled_vector", "dim": small_dim, "trainable": False}},
+        fusion="concat", num_classes=3)
+
+
+def _pair_inputs(rows=64, big_dim=12, small_dim=4):
+    rng = np.random.default_rng(1)
+    return {"big": rng.normal(size=(rows, big_dim)).astype("float32"),
+            "small": rng.normal(size=(rows, small_dim)).astype("float32"),
+            "big_present": np.ones(rows, "float32"), "small_present": np.ones(rows, "float32")}
+
+
+def test_norm_scales_start_at_the_smallest_dimension_over_their_own():
+    model = _frozen_pair()
+    np.testing.assert_allclose(np.asarray(model.feature_norms["big"].gamma), np.full(12, 4 / 12), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(model.feature_norms["small"].gamma), np.ones(4), rtol=1e-6)
+    x = _pair_inputs()
+    mass = {f: float(np.abs(np.asarray(model.feature_norms[f](x[f]))).sum(-1).mean()) for f in ("big", "small")}
+    # equal L1 mass per sample: one Adam step moves each weight by about the learning rate, so the most it
+    # can move a linear layer's output through a feature is the learning rate times that feature's L1 norm
+    assert 0.85 < mass["big"] / mass["small"] < 1.15, mass
+    # one normalised feature alone (a unimodal model) keeps gamma = 1
+    keras.utils.set_random_seed(0)
+    alone = keras_mm.build_model(encoders={"big": {"name": "test_scaled_vector", "dim": 12, "trainable": False}},
+                                 num_classes=3)
+    np.testing.assert_allclose(np.asarray(alone.feature_norms["big"].gamma), np.ones(12))
+
+
 def test_default_normalises_frozen_encoders_only():
     encoders = tiny_encoders()
     encoders["image"] = {**encoders["image"], "trainable": False}
