@@ -86,9 +86,8 @@ class FrozenVector(keras_mm.encoders.Encoder):
 class FrozenFeatures:
     """A built dataset's rows as the vectors of frozen pretrained encoders, computed once with keras_mm's own encoders.
 
-    The vectors are the encoders' inference-mode outputs. Training the whole
-    model with the encoders frozen differs in one way: a frozen BERT still
-    applies its dropout in training steps, which these cached vectors lack.
+    The vectors are the encoders' inference-mode outputs, which is what a
+    frozen encoder gives in a model's training steps too (no dropout).
     Token-level fusions (``cross_attention``) need the encoders' sequences: not run.
     """
 

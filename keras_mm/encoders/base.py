@@ -58,6 +58,16 @@ class Encoder(keras.layers.Layer):
             keras.layers.Layer.trainable.fset(self, False)
         self.built = True
 
+    def __call__(self, *args, **kwargs):
+        # A frozen encoder is a fixed feature extractor: it runs in inference mode (no dropout; batch
+        # norms use their moving statistics) in training steps too, as Keras' transfer-learning guide
+        # calls base_model(x, training=False). A functional model passes each step's `training` to
+        # every layer, so the value is overridden here, not defaulted. Read at call (trace) time: an
+        # encoder unfrozen for fine-tuning trains normally once the model is compiled again.
+        if not self.trainable:
+            kwargs["training"] = False
+        return super().__call__(*args, **kwargs)
+
     def build_preprocessor(self, feature):
         raise NotImplementedError
 

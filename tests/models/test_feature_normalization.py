@@ -121,3 +121,20 @@ def test_token_level_fusions_get_none_and_a_wrong_value_names_the_field():
     assert model.feature_norms == {} and model.get_config()["feature_normalization"] == []
     with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'frozen', 'layer', None"):
         keras_mm.build_model(encoders=tiny_encoders(), num_classes=3, feature_normalization="batch")
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_a_frozen_encoder_runs_in_inference_mode_in_training_steps(trainable):
+    """A frozen encoder is a fixed feature extractor: its dropout is off in training steps, a trainable one's is on."""
+    keras.utils.set_random_seed(0)
+    encoders = {feature: {**spec, "dropout": 0.5, "trainable": trainable}
+                for feature, spec in tiny_encoders(("small_cnn", "bert")).items()}
+    model = keras_mm.build_model(encoders=encoders, fusion="concat", head=None)  # output: the fused vector
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(4))
+    training, inference = np.asarray(model(x, training=True)), np.asarray(model(x, training=False))
+    if trainable:
+        assert np.abs(training - inference).max() > 1e-3
+    else:
+        np.testing.assert_allclose(training, inference, atol=1e-6)
+        model.feature_encoders["text"].trainable = True  # unfrozen for fine-tuning: its dropout is back
+        assert np.abs(np.asarray(model(x, training=True)) - inference).max() > 1e-3
