@@ -31,6 +31,7 @@ class EarlyStopping:
         self.monitor, self.patience, self.mode = monitor, patience, mode
         self.restore_best_weights = restore_best_weights
         self.best, self.best_weights, self.wait = None, None, 0
+        self.epochs_seen, self.best_epoch = 0, None
 
     @classmethod
     def from_argument(cls, early_stopping):
@@ -57,13 +58,33 @@ class EarlyStopping:
         """Take one epoch's ``logs``; return True when training should stop."""
         self.check_logged(logs)
         value = logs[self.monitor]
+        self.epochs_seen += 1
         if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
-            self.best, self.wait = value, 0
+            self.best, self.wait, self.best_epoch = value, 0, self.epochs_seen - 1
             if self.restore_best_weights and model is not None:
                 self.best_weights = [np.array(w) for w in model.get_weights()]
             return False
         self.wait += 1
         return self.wait >= self.patience
+
+    def replay(self, history):
+        """Take the logged epochs of a resumed run (a :class:`TrainingHistory`); return True when they already say stop.
+
+        Restores ``best``, ``best_epoch`` and the epochs waited, so a run
+        resumed from a checkpoint stops where the uninterrupted run would
+        have. The best weights are not in the logs: the trainer loads them
+        from the checkpoint directory.
+
+        Example:
+            >>> stopper = keras_mm.training.EarlyStopping(patience=2)
+            >>> done = keras_mm.training.TrainingHistory({"val_loss": [1.0, 0.8, 0.9]}, [0, 1, 2])
+            >>> stopper.replay(done), stopper.best_epoch, stopper.wait
+            (False, 1, 1)
+        """
+        stop = False
+        for index in range(len(history.epoch)):
+            stop = self.update({key: values[index] for key, values in history.history.items()})
+        return stop
 
     @property
     def message(self):

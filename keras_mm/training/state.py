@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import tensorflow as tf
 
 from keras_mm.training.strategy import is_chief
@@ -69,6 +70,30 @@ class TrainState:
                 self._write_dir = os.path.join(checkpoint_dir, f".worker_{strategy.cluster_resolver.task_id}")
             self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
             self._manager = tf.train.CheckpointManager(self._checkpoint, self._write_dir, max_to_keep=2)
+
+    BEST_WEIGHTS = "best_weights.npz"
+
+    def save_best_weights(self, epoch, weights):
+        """Keep the early stopping's best weights (of ``epoch``) next to the checkpoints, so a resumed run can restore them.
+
+        Written by the chief only (to a temporary file, then renamed); a no-op without a checkpoint directory.
+        """
+        if self._manager is None or not self.chief:
+            return
+        temporary = os.path.join(self.checkpoint_dir, self.BEST_WEIGHTS + ".tmp")
+        with open(temporary, "wb") as f:
+            np.savez(f, *weights, epoch=np.int64(epoch))
+        os.replace(temporary, os.path.join(self.checkpoint_dir, self.BEST_WEIGHTS))
+
+    def best_weights(self, epoch):
+        """The weights :meth:`save_best_weights` kept for ``epoch``, or ``None`` when there are none for that epoch."""
+        path = None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, self.BEST_WEIGHTS)
+        if path is None or not os.path.isfile(path):
+            return None
+        with np.load(path) as saved:
+            if int(saved["epoch"]) != epoch:
+                return None
+            return [saved[f"arr_{i}"] for i in range(len(saved.files) - 1)]
 
     @property
     def epochs_done(self):

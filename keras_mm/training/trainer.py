@@ -1,6 +1,9 @@
 """``keras_mm.train``: one training loop for single-device, mirrored and multi-worker runs."""
 
+import warnings
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_mm.config import ModelConfig
@@ -143,6 +146,9 @@ def train(
         checkpoint_dir: save model, optimizer, epoch and history after every
             epoch; a run started again with the same directory resumes from the
             last checkpoint (an interrupted run loses at most one epoch).
+            Early stopping resumes too: its best value and the epochs waited
+            come from the saved history, the best epoch's weights from
+            ``best_weights.npz`` there; a run that had stopped trains no further.
         early_stopping: patience (int) on ``val_loss``, or ``{"monitor", "patience", "mode", "restore_best_weights"}``.
         tensorboard_dir: write per-epoch scalars for TensorBoard.
         balance: how the modalities are balanced during training (see
@@ -197,6 +203,8 @@ def train(
     latest = state.restore()
     if latest:
         logger.resumed(latest, state.epochs_done)
+    if latest and stopper is not None and _resume_early_stopping(stopper, state, model, logger):
+        return model, state.history
     if state.epochs_done < epochs:
         steps.begin_training(dist_train, dist_val)
     for epoch in range(state.epochs_done, epochs):
@@ -209,16 +217,44 @@ def train(
         if message:
             logger.say(message)
         state.end_epoch(epoch, logs)
-        if stopper is not None and stopper.update(logs, model):
-            logger.say(stopper.message)
-            stopper.restore(model)
-            break
+        if stopper is not None:
+            stop = stopper.update(logs, model)
+            if stopper.best_epoch == epoch and stopper.best_weights is not None:
+                state.save_best_weights(epoch, stopper.best_weights)
+            if stop:
+                logger.say(stopper.message)
+                stopper.restore(model)
+                break
     else:
         # Ran out of epochs after the best one: hand back the best, as the early stopping promised.
         if stopper is not None and stopper.wait > 0 and stopper.best_weights is not None:
             logger.say(f"Restoring the weights of the best epoch ({stopper.monitor} {stopper.best:.4f}).")
             stopper.restore(model)
     return model, state.history
+
+
+def _resume_early_stopping(stopper, state, model, logger):
+    """Bring ``stopper`` to where the interrupted run left it; return True when that run had already stopped.
+
+    The logged epochs give the best value and the epochs waited; the best
+    weights are the restored model's when the best epoch is the last one
+    done, else those :meth:`TrainState.save_best_weights` kept.
+    """
+    if not state.history.epoch:  # a checkpoint without its history.json: nothing to replay
+        return False
+    stopped = stopper.replay(state.history)
+    if stopper.restore_best_weights and stopper.best_epoch is not None:
+        if stopper.best_epoch == state.history.epoch[-1]:
+            stopper.best_weights = [np.array(w) for w in model.get_weights()]
+        else:
+            stopper.best_weights = state.best_weights(stopper.best_epoch)
+            if stopper.best_weights is None:
+                warnings.warn(f"The weights of the best epoch ({stopper.best_epoch + 1}) are not in {state.checkpoint_dir}: "
+                              "early stopping will keep the last weights instead.", stacklevel=3)
+    if stopped:
+        logger.say(stopper.message)
+        stopper.restore(model)
+    return stopped
 
 
 def _dataset_for(data, model):

@@ -118,6 +118,33 @@ def test_history_early_stopping_and_tensorboard(tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tb"))
 
 
+def test_a_resumed_run_stops_where_the_uninterrupted_one_does_with_the_same_best_weights(tmp_path):
+    """Early stopping's state survives an interruption: best value, epochs waited and the best epoch's weights."""
+    def run(epochs, checkpoint_dir=None):
+        keras.utils.set_random_seed(0)
+        model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+        ds = _tiny_data(model)
+        # the loss falls every epoch, so in mode "max" the first epoch stays the best: patience 3 stops after 4 epochs
+        return keras_mm.train(model, ds, ds, epochs=epochs, strategy=None, learning_rate=3e-3, verbose=0,
+                              checkpoint_dir=checkpoint_dir,
+                              early_stopping={"monitor": "loss", "mode": "max", "patience": 3})
+
+    uninterrupted, history = run(10)
+    assert history.epoch == [0, 1, 2, 3]
+    ckpt = str(tmp_path / "ckpt")
+    run(2, ckpt)  # "interrupted" after epoch 2, best epoch 1 (index 0) behind it
+    assert os.path.isfile(os.path.join(ckpt, "best_weights.npz"))
+    resumed, resumed_history = run(10, ckpt)
+    assert resumed_history.epoch == [0, 1, 2, 3]
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # the same command once more: the run had stopped, so nothing trains and the best weights come back
+    again, again_history = run(10, ckpt)
+    assert again_history.epoch == [0, 1, 2, 3]
+    for a, b in zip(again.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_training_lowers_the_loss():
     keras.utils.set_random_seed(0)
     model = keras_mm.build_model(encoders=tiny_encoders(), num_classes=3)
