@@ -75,8 +75,12 @@ def build_model(
         feature_normalization: ``"frozen"`` (default): a ``LayerNormalization``
             on the output of each frozen (``trainable=False``) encoder before the
             fusion, so that fixed pretrained vectors of very different scales are
-            fused on an equal footing; ``"layer"``: on every encoder's output;
-            ``None``: the encoder outputs as they are.
+            fused on an equal footing (each norm's scale starts at the smallest
+            normalised size over its own, so every normalised vector carries
+            about the same L1 mass and the fusion learns from each at the same
+            pace); ``"layer"``: on every encoder's output; ``None``: the encoder
+            outputs as they are. A frozen encoder also runs in inference mode
+            in training steps (no dropout).
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument
