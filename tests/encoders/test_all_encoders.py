@@ -9,14 +9,18 @@ import keras_mm
 from keras_mm.registry import ENCODERS
 from keras_mm.testing import run_encoder_test, run_serialization_test
 
+# Every registered encoder but the stand-ins other test modules register for their own checks (they have
+# no preprocessor), whichever order pytest collects the modules in.
+NAMES = [name for name, cls in ENCODERS.items() if not cls.__module__.startswith("tests.")]
 
-@pytest.mark.parametrize("name", ENCODERS.names())
+
+@pytest.mark.parametrize("name", NAMES)
 def test_encoder_contract(name):
     cls = ENCODERS.get(name)
     run_encoder_test(cls, cls.example_config)
 
 
-@pytest.mark.parametrize("name", ENCODERS.names())
+@pytest.mark.parametrize("name", NAMES)
 def test_encoder_trains_in_a_model_and_reloads(name):
     cls = ENCODERS.get(name)
     keras.utils.set_random_seed(0)
@@ -42,7 +46,7 @@ def test_encoder_trains_in_a_model_and_reloads(name):
     run_serialization_test(model, inputs, safe_mode=getattr(cls, "reloads_safely", True))
 
 
-@pytest.mark.parametrize("name", ENCODERS.names())
+@pytest.mark.parametrize("name", NAMES)
 def test_a_frozen_encoder_has_no_trainable_weights_in_the_model(name):
     cls = ENCODERS.get(name)
     model = keras_mm.build_model(encoders={"x": {"name": name, **cls.example_config, "trainable": False}}, num_classes=2)
