@@ -1,5 +1,6 @@
 """TFLite export of the numeric core (built-in ops only)."""
 
+import contextlib
 import os
 import re
 import tempfile
@@ -13,6 +14,39 @@ from keras_mm.export.signatures import ServingFunctions
 from keras_mm.layers.mfcc import MFCC, auto_stft
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
+
+
+@contextlib.contextmanager
+def unrolled_recurrent_layers(model):
+    """Within this context, every recurrent layer of ``model`` (LSTM, GRU, also inside ``Bidirectional``) is traced unrolled.
+
+    TFLite's converter cannot lower a recurrent layer's ``while`` loop when
+    the batch size is dynamic (``TensorListReserve`` needs a static element
+    shape) and would need the Flex delegate, which LiteRT lacks. Unrolled over
+    the known sequence length, the same weights become plain built-in ops, so
+    one ``.tflite`` file serves every batch size. Nothing changes outside the
+    context: training keeps the loop.
+
+    Example:
+        >>> from keras_mm.export.tflite import unrolled_recurrent_layers
+        >>> model = keras_mm.build_model(encoders={"text": {"name": "lstm", "vocabulary": ["a", "b"],
+        ...                                                 "sequence_length": 4, "units": 2}}, num_classes=2)
+        >>> rnns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.RNN)]
+        >>> with unrolled_recurrent_layers(model):
+        ...     [l.unroll for l in rnns]
+        [True, True]
+        >>> [l.unroll for l in rnns]
+        [False, False]
+    """
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    before = [layer.unroll for layer in layers]
+    for layer in layers:
+        layer.unroll = True
+    try:
+        yield
+    finally:
+        for layer, unroll in zip(layers, before):
+            layer.unroll = unroll
 
 
 def export_tflite(model, path, quantization=None, representative_data=None, calibration_samples=256, float_mfcc=True):
@@ -63,7 +97,7 @@ def export_tflite(model, path, quantization=None, representative_data=None, cali
     # 80 dB the MFCC keeps (AV-Digits test: -2.8 points vs -0.6 with the RFFT); RFFT has no weights.
     stft = "rfft" if quantization == "dynamic" else "matmul"
     with tempfile.TemporaryDirectory() as tmp:
-        with auto_stft(stft):
+        with auto_stft(stft), unrolled_recurrent_layers(model):
             archive = keras.export.ExportArchive()
             archive.track(fns.core)
             archive.add_endpoint("serving_default", fns.numeric, input_signature=[fns.numeric_signature()])

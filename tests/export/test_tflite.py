@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -92,3 +93,20 @@ def test_runtime_is_litert_when_installed_and_tf_lite_otherwise(trained_model, n
         fallback = TFLiteModel(float_tflite)
     assert fallback.runtime == "tf.lite" and type(fallback.interpreter).__module__.startswith("tensorflow")
     np.testing.assert_allclose(fallback.predict(numeric_batch)["probabilities"], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("encoders", [
+    {"text": {"name": "lstm", "vocabulary": ["a", "b", "c"], "sequence_length": 8, "units": 8}},
+    {"audio": {"name": "mfcc_gru", "num_samples": 4000}},
+], ids=["lstm", "mfcc_gru"])
+def test_recurrent_encoders_export_unrolled_and_serve_any_batch_size(encoders, tmp_path):
+    """TFLite cannot lower a recurrent loop at a dynamic batch size; the export unrolls it, the model keeps its loop."""
+    model = keras_mm.build_model(encoders=encoders, num_classes=3)
+    path = str(tmp_path / "m.tflite")
+    keras_mm.export_tflite(model, path)
+    assert not any(layer.unroll for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN))
+    runner = keras_mm.export.TFLiteModel(path)
+    for rows in (1, 5):
+        numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(rows, seed=rows))
+        report = keras_mm.export.verify_numeric(model, runner, numeric)
+        assert report["ok"], report["per_output"]
