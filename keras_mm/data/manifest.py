@@ -386,7 +386,7 @@ def from_manifest(
         (TensorShape([32, 16, 16, 3]), TensorShape([32]))
     """
     if model is not None:
-        features = features or {f: f for f in model.features}
+        features = model_feature_columns(features, model)
         modalities = {**model.modalities, **(modalities or {})}
         preprocessor = preprocessor or model.preprocessor
         if class_names is None and getattr(model, "class_names", None):
@@ -405,6 +405,32 @@ def from_manifest(
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
+
+
+def model_feature_columns(features, model, source="manifest"):
+    """``{feature: column}`` for every feature of ``model`` (default: columns named like the features).
+
+    A model feature left out, or a feature the model does not have, is a
+    ``ValueError`` naming them: a feature silently missing from every row
+    would train a model that never sees it. ``source`` names what is read
+    (``"manifest"`` or ``"TFRecords"``) in the message.
+    """
+    if not features:
+        return {f: f for f in model.features}
+    columns = {f: f for f in features} if isinstance(features, (list, tuple)) else dict(features)
+    missing = [f for f in model.features if f not in columns]
+    unknown = [f for f in columns if f not in model.features]
+    if missing or unknown:
+        problems = [f"the model's feature(s) {missing} are not read" if missing else "",
+                    f"feature(s) {unknown} are not the model's" if unknown else ""]
+        if source == "manifest":
+            hint = "map each to a manifest column, e.g. features={" + ", ".join(
+                f"{f!r}: {columns.get(f, '<column>')!r}" for f in model.features) + "}"
+        else:
+            hint = f"leave features=None to read them all from the {source}"
+        raise ValueError(f"features={features!r}: {'; '.join(p for p in problems if p)}. "
+                         f"The model's features are {list(model.features)}; {hint}.")
+    return columns
 
 
 def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuffle=False, shuffle_buffer=None, seed=0,

@@ -7,7 +7,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from keras_mm.data.manifest import Manifest, finish_dataset
+from keras_mm.data.manifest import Manifest, model_feature_columns, finish_dataset
 from keras_mm.modalities import get_modality
 
 __all__ = ["METADATA_FILE", "from_tfrecords", "read_tfrecords_metadata", "write_tfrecords"]
@@ -237,6 +237,7 @@ def from_tfrecords(
     if features is None:
         features = list(model.features) if model is not None else list(metadata["features"])
     if model is not None:
+        features = list(model_feature_columns(features, model, "TFRecords"))  # the model's features, no more, no less
         _check_model(metadata, model, features)
         preprocessor = preprocessor or model.preprocessor
     missing = [f for f in features if f not in metadata["features"]]

@@ -28,10 +28,17 @@ class ManifestSplits:
     default_features = {}
 
     def dataset(self, split, model=None, **kwargs):
-        """``keras_mm.data.from_manifest`` on one split (``"train"``, ``"val"`` or ``"test"``)."""
+        """``keras_mm.data.from_manifest`` on one split (``"train"``, ``"val"`` or ``"test"``).
+
+        Without ``features``: the dataset's default columns, or with ``model``
+        the model's features (a unimodal model reads only its own column).
+        """
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not a split of {self.dataset_name}. Allowed: {', '.join(SPLITS)}")
-        features = kwargs.pop("features", None) or dict(self.default_features)
+        features = kwargs.pop("features", None)
+        if not features:
+            names = model.features if model is not None else self.default_features
+            features = {f: self.default_features.get(f, f) for f in names}
         return from_manifest(self.manifest, model=model, split=split, features=features, **kwargs)
 
     def rows(self, split=None):

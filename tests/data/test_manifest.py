@@ -146,6 +146,17 @@ def test_unknown_or_empty_split_raises_listing_the_splits(tmp_path):
         Manifest(path, split="test", on_error="skip")
 
 
+def test_features_must_cover_exactly_the_model_features(model):
+    # a model feature left out used to fail with a bare KeyError deep in the pipeline
+    with pytest.raises(ValueError, match=r"the model's feature\(s\) \['text'\] are not read.*"
+                                         r"features=\{'audio': 'audio', 'image': 'image', 'text': '<column>'\}"):
+        from_manifest(sample_manifest_path(), model=model, features={"image": "image", "audio": "audio"})
+    with pytest.raises(ValueError, match=r"feature\(s\) \['caption'\] are not the model's"):
+        from_manifest(sample_manifest_path(), model=model, features=["image", "audio", "text", "caption"])
+    renamed = from_manifest(sample_manifest_path(), model=model, features={"image": "image", "audio": "audio", "text": "text"})
+    assert len(renamed.manifest) == 350
+
+
 def test_model_class_names_label_the_dataset(tmp_path):
     path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train")])
     model = keras_mm.build_model(encoders=tiny_encoders(("bert",)), head={"name": "classification", "class_names": ["dog", "cat", "emu"]},

@@ -64,6 +64,8 @@ def test_model_inputs_equal_from_manifest_and_mismatches_are_refused(tmp_path):
         from_tfrecords(str(tmp_path / "8k"), model=model)
     with pytest.raises(ValueError, match=r"features \['video'\] are not in the TFRecords. Stored: image, text, audio"):
         from_tfrecords(str(tmp_path / "8k"), features=["video"])
+    with pytest.raises(ValueError, match=r"the model's feature\(s\) \['text'\] are not read"):
+        from_tfrecords(str(tmp_path / "s"), model=model, features=["image", "audio"])
     with pytest.raises(ValueError, match="keras_mm_tfrecords.json not found"):
         from_tfrecords(str(tmp_path))
 

@@ -68,6 +68,9 @@ def test_dataset_feeds_a_model(small_build):
     assert sorted(set(np.asarray(y).tolist())) == sorted({int(r["label"]) for r in small_build.rows("train")})
     with pytest.raises(ValueError, match="Allowed: train, val, test"):
         small_build.dataset("validation", model=model)
+    audio_only = keras_mm.build_model(encoders={"audio": {"name": "mfcc_cnn", "filters": [4]}}, num_classes=10)
+    x, _ = next(iter(small_build.dataset("train", model=audio_only, batch_size=15)))  # reads only the model's column
+    assert sorted(x) == ["audio", "audio_present"]
 
 
 def test_missing_sources_name_the_debian_package(tmp_path, monkeypatch):
