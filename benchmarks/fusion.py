@@ -61,28 +61,6 @@ def openclipart_setup():
     return data, encoders, len(data.class_names)
 
 
-@keras_mm.register_encoder("benchmark_frozen_vector")
-class FrozenVector(keras_mm.encoders.Encoder):
-    """A frozen pretrained encoder's output, computed once (:class:`FrozenFeatures`): the vector as it is."""
-
-    def __init__(self, dim, modality, **kwargs):
-        super().__init__(**kwargs)
-        self.dim, self.modality = int(dim), modality
-
-    def input_signature(self):
-        return {"": ((self.dim,), "float32")}
-
-    @property
-    def output_dim(self):
-        return self.dim
-
-    def call(self, inputs, training=None):
-        return inputs[""]
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "modality": self.modality}
-
-
 class FrozenFeatures:
     """A built dataset's rows as the vectors of frozen pretrained encoders, computed once with keras_mm's own encoders.
 
@@ -114,8 +92,8 @@ class FrozenFeatures:
         return np.concatenate(chunks).astype("float32")
 
     def encoders(self):
-        return {f: {"name": "benchmark_frozen_vector", "dim": int(v["train"].shape[1]), "modality": f, "trainable": False}
-                for f, v in self.vectors.items()}
+        # keras_mm's encoder for precomputed vectors: frozen, so normalised like the frozen encoders they come from
+        return {f: {"name": "precomputed", "dim": int(v["train"].shape[1])} for f, v in self.vectors.items()}
 
     def dataset(self, split, model=None, features=None, batch_size=64, shuffle=False, seed=0, cache=False):
         n = len(self.labels[split])

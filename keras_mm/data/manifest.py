@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities import get_modality, load_audio_file
-from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES
+from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
 
 logger = logging.getLogger("keras_mm")
@@ -597,7 +597,8 @@ def _unusable_row_error(manifest, options, preprocessor, index, feature):
         return None
     column = manifest.features[feature]
     return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}={manifest.rows[index].get(column)!r} "
-                      f"({manifest.cells(index)[0][feature]}) cannot be used: {reason}. Fix or remove the row.")
+                      f"({manifest.cells(index)[0][feature]}) cannot be used: {reason} ({STATUS_MEANINGS[reason]}). "
+                      "Fix or remove the row.")
 
 
 def _raw_dataset(manifest, options, deterministic=True):

@@ -7,6 +7,7 @@ from keras_mm.encoders.keras_application import KerasApplicationEncoder, MobileN
 from keras_mm.encoders.lstm import LSTMEncoder
 from keras_mm.encoders.mfcc_cnn import MFCCCNNEncoder
 from keras_mm.encoders.mfcc_gru import MFCCGRUEncoder
+from keras_mm.encoders.precomputed import PrecomputedEncoder
 from keras_mm.encoders.pretrained_weights import load_pretrained_weights
 from keras_mm.encoders.small_cnn import SmallCNNEncoder
 from keras_mm.encoders.tfhub import TFHubEncoder, resolve_hub_handle
@@ -20,6 +21,7 @@ __all__ = [
     "MFCCEncoder",
     "MFCCGRUEncoder",
     "MobileNetV2Encoder",
+    "PrecomputedEncoder",
     "SmallCNNEncoder",
     "TFHubEncoder",
     "VGG16Encoder",

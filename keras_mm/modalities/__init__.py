@@ -9,5 +9,6 @@ from keras_mm.modalities.audio import AudioModality, load_audio_file
 from keras_mm.modalities.base import Modality, get_modality
 from keras_mm.modalities.image import ImageModality
 from keras_mm.modalities.text import TextModality
+from keras_mm.modalities.vector import VectorModality
 
-__all__ = ["AudioModality", "ImageModality", "Modality", "TextModality", "get_modality", "load_audio_file"]
+__all__ = ["AudioModality", "ImageModality", "Modality", "TextModality", "VectorModality", "get_modality", "load_audio_file"]

@@ -5,6 +5,7 @@ from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.image import ImagePreprocessor, decode_and_resize_images
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
+from keras_mm.preprocessing.vector import VectorPreprocessor, vector_status
 from keras_mm.preprocessing.text import (
     BertTextPreprocessor,
     SentencePieceTextPreprocessor,
@@ -22,6 +23,7 @@ __all__ = [
     "MultimodalPreprocessor",
     "SentencePieceTextPreprocessor",
     "VocabularyTextPreprocessor",
+    "VectorPreprocessor",
     "WaveformPreprocessor",
     "build_vocabulary",
     "decode_wav",
@@ -35,4 +37,5 @@ __all__ = [
     "normalize_bert_text",
     "read_vocabulary",
     "resample",
+    "vector_status",
 ]

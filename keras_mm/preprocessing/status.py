@@ -20,8 +20,18 @@ logger = logging.getLogger("keras_mm")
 _WARNED = set()
 
 #: status names by code; the serving signatures return the names as ``<feature>_status``.
-SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud")
-OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE = range(len(SAMPLE_STATUSES))
+#: New statuses go at the end: exported models keep the codes they were saved with.
+SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud", "wrong_size")
+OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE, WRONG_SIZE = range(len(SAMPLE_STATUSES))
+#: what each status means, for error messages.
+STATUS_MEANINGS = {
+    "ok": "usable",
+    "empty": "no value",
+    "undecodable": "the bytes cannot be decoded",
+    "file_path_instead_of_bytes": "a file path was given where the file's bytes were expected",
+    "not_finite_or_too_loud": "it holds NaN or infinite values (or audio samples beyond 1e6)",
+    "wrong_size": "it does not have the size the model takes",
+}
 
 # A short single-line string ending in a file extension is a path, not a file's content.
 _PATH_PATTERN = r"[^\x00\n\r]{0,1000}\.[A-Za-z0-9]{2,5}"

@@ -12,13 +12,13 @@ from keras_mm.preprocessing import FeaturePreprocessor
 
 @keras_mm.register_modality("test_vector")
 class VectorModality(keras_mm.modalities.Modality):
-    """Numeric vectors stored as .npy files."""
+    """Numeric vectors stored as raw float32 files (keras_mm's own "vector" modality reads .npy)."""
 
-    file_extensions = (".npy",)
+    file_extensions = (".f32",)
     raw_shape, raw_dtype = (None,), tf.float32
 
     def load_file(self, path, **options):
-        return np.load(path).astype("float32").reshape(-1)
+        return np.fromfile(path, "float32")
 
     def perturb(self, inputs, feature, level, rng):
         x = np.asarray(inputs[feature])
@@ -44,17 +44,16 @@ class VectorPreprocessor(FeaturePreprocessor):
 
 
 @keras_mm.register_encoder("test_vector_mlp")
-class VectorEncoder(keras_mm.encoders.Encoder):
+class VectorEncoder(keras_mm.encoders.PrecomputedEncoder):
+    """keras_mm's precomputed-vector encoder on this test's own modality, with a trained Dense layer on top."""
+
     modality = "test_vector"
     example_config = {"dim": 4, "units": 8}
 
-    def __init__(self, dim=4, units=8, **kwargs):
-        super().__init__(**kwargs)
-        self.dim, self.units = int(dim), int(units)
+    def __init__(self, dim=4, units=8, trainable=True, **kwargs):
+        super().__init__(int(dim), trainable=trainable, **kwargs)
+        self.units = int(units)
         self.dense = keras.layers.Dense(self.units, activation="relu")
-
-    def input_signature(self):
-        return {"": ((self.dim,), "float32")}
 
     def build_preprocessor(self, feature):
         return VectorPreprocessor(feature, self.dim)
@@ -67,7 +66,7 @@ class VectorEncoder(keras_mm.encoders.Encoder):
         return self.dense(inputs[""])
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "units": self.units}
+        return {**super().get_config(), "units": self.units}
 
 
 def _write_data(root, rows_per_class=16, seed=0):
@@ -77,9 +76,9 @@ def _write_data(root, rows_per_class=16, seed=0):
         label = i % 3
         vector = rng.normal(0, 0.3, 4).astype("float32")
         vector[label] += 2.0
-        np.save(root / f"v{i}.npy", vector)
+        vector.tofile(root / f"v{i}.f32")
         split = "test" if i >= 2 * rows_per_class else "train"
-        lines.append(f"v{i}.npy,{['red', 'green', 'blue'][rng.integers(3)]} thing,{['a', 'b', 'c'][label]},{split}")
+        lines.append(f"v{i}.f32,{['red', 'green', 'blue'][rng.integers(3)]} thing,{['a', 'b', 'c'][label]},{split}")
     (root / "m.csv").write_text("\n".join(lines) + "\n")
     return str(root / "m.csv")
 
@@ -87,7 +86,7 @@ def _write_data(root, rows_per_class=16, seed=0):
 def test_modality_is_registered_and_guessed_from_extensions(tmp_path):
     assert "test_vector" in keras_mm.list_modalities()
     assert keras_mm.list_encoders("test_vector") == ["test_vector_mlp"]
-    assert keras_mm.data.guess_modality(["x.npy", "y.NPY"]) == "test_vector"
+    assert keras_mm.data.guess_modality(["x.f32", "y.F32"]) == "test_vector"
     keras_mm.testing.run_encoder_test(VectorEncoder, {"dim": 4, "units": 8})
 
 

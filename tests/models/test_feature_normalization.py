@@ -8,58 +8,36 @@ import keras_mm
 from tests.conftest import tiny_encoders
 
 
-@keras_mm.register_encoder("test_scaled_vector")
-class ScaledVector(keras_mm.encoders.Encoder):
-    """A frozen "pretrained" feature: the input vector times ``scale`` (no weights)."""
-
-    modality = "image"
-
-    def __init__(self, dim=6, scale=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.dim, self.scale = int(dim), float(scale)
-
-    def input_signature(self):
-        return {"": ((self.dim,), "float32")}
-
-    @property
-    def output_dim(self):
-        return self.dim
-
-    def call(self, inputs, training=None):
-        return inputs[""] * self.scale
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "scale": self.scale}
-
-
-def _scaled_model(scale, normalization):
+def _vector_model(normalization):
+    """Two precomputed vectors (a frozen encoder's output: no weights) fused by concat."""
     keras.utils.set_random_seed(0)
     return keras_mm.build_model(
-        encoders={"big": {"name": "test_scaled_vector", "dim": 6, "scale": scale},
-                  "small": {"name": "test_scaled_vector", "dim": 4}},
+        encoders={"big": {"name": "precomputed", "dim": 6}, "small": {"name": "precomputed", "dim": 4}},
         fusion="concat", num_classes=3, feature_normalization=normalization)
 
 
-def _inputs(rows=8):
+def _inputs(rows=8, big_scale=1.0):
     rng = np.random.default_rng(0)
-    return {"big": rng.normal(size=(rows, 6)).astype("float32"), "small": rng.normal(size=(rows, 4)).astype("float32"),
+    return {"big": big_scale * rng.normal(size=(rows, 6)).astype("float32"),
+            "small": rng.normal(size=(rows, 4)).astype("float32"),
             "big_present": np.ones(rows, "float32"), "small_present": np.ones(rows, "float32")}
 
 
 def test_the_fusion_sees_every_feature_on_the_same_scale():
     """A feature 1000x larger changes nothing with the default normalisation, and dominates without it."""
-    x = _inputs()
-    normalized = [np.asarray(_scaled_model(scale, "layer")(x)) for scale in (1.0, 1000.0)]
-    np.testing.assert_allclose(normalized[0], normalized[1], atol=1e-3)
-    raw = [np.asarray(_scaled_model(scale, None)(x)) for scale in (1.0, 1000.0)]
+    for normalization in ("frozen", "layer"):
+        model = _vector_model(normalization)
+        normalized = [np.asarray(model(_inputs(big_scale=scale))) for scale in (1.0, 1000.0)]
+        np.testing.assert_allclose(normalized[0], normalized[1], atol=1e-3)
+    model = _vector_model(None)
+    raw = [np.asarray(model(_inputs(big_scale=scale))) for scale in (1.0, 1000.0)]
     assert np.abs(raw[0] - raw[1]).max() > 0.1
 
 
 def _frozen_pair(big_dim=12, small_dim=4):
     keras.utils.set_random_seed(0)
     return keras_mm.build_model(
-        encoders={"big": {"name": "test_scaled_vector", "dim": big_dim, "trainable": False},
-                  "small": {"name": "test_scaled_vector", "dim": small_dim, "trainable": False}},
+        encoders={"big": {"name": "precomputed", "dim": big_dim}, "small": {"name": "precomputed", "dim": small_dim}},
         fusion="concat", num_classes=3)
 
 
@@ -81,8 +59,7 @@ def test_norm_scales_start_at_the_smallest_dimension_over_their_own():
     assert 0.85 < mass["big"] / mass["small"] < 1.15, mass
     # one normalised feature alone (a unimodal model) keeps gamma = 1
     keras.utils.set_random_seed(0)
-    alone = keras_mm.build_model(encoders={"big": {"name": "test_scaled_vector", "dim": 12, "trainable": False}},
-                                 num_classes=3)
+    alone = keras_mm.build_model(encoders={"big": {"name": "precomputed", "dim": 12}}, num_classes=3)
     np.testing.assert_allclose(np.asarray(alone.feature_norms["big"].gamma), np.ones(12))
 
 
