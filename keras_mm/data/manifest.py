@@ -228,13 +228,26 @@ class Manifest:
     def __len__(self):
         return len(self.rows)
 
-    def load_options(self, model=None, sample_rate=None):
-        """``{feature: load_file kwargs}`` (e.g. the audio sample rate from the model's encoder)."""
-        encoders = getattr(model, "feature_encoders", {}) or {}
-        return {
-            feature: get_modality(m).load_options(encoders.get(feature), sample_rate=sample_rate)
-            for feature, m in self.modalities.items()
-        }
+    def load_options(self, model=None, sample_rate=None, preprocessor=None):
+        """``{feature: load_file kwargs}``: e.g. the audio sample rate of the model's encoder (or of ``preprocessor``'s).
+
+        ``sample_rate`` applies where neither says; one that contradicts them
+        is a ``ValueError``.
+
+        Example:
+            >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path())
+            >>> m.load_options(sample_rate=8000)["audio"]
+            {'sample_rate': 8000}
+        """
+        sources = (getattr(model, "feature_encoders", None) or getattr(preprocessor, "feature_preprocessors", None)) or {}
+        options = {}
+        for feature, m in self.modalities.items():
+            options[feature] = get_modality(m).load_options(sources.get(feature), sample_rate=sample_rate)
+            wanted = getattr(sources.get(feature), "sample_rate", None)
+            if sample_rate is not None and wanted is not None and int(wanted) != int(sample_rate):
+                raise ValueError(f"sample_rate={sample_rate} contradicts the model: feature {feature!r} takes audio "
+                                 f"at {wanted} Hz. Leave sample_rate out; the model's rate is used.")
+        return options
 
     def cells(self, index):
         """Row ``index`` as ``({feature: cell string}, {feature: present})``: resolved file paths, texts, ``""`` for blanks."""
@@ -392,7 +405,9 @@ def from_manifest(
         if class_names is None and getattr(model, "class_names", None):
             class_names = model.class_names
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
-    options = manifest.load_options(model, sample_rate)
+    options = manifest.load_options(model, sample_rate, preprocessor)
+    if model is None and preprocessor is None and sample_rate is None:
+        _warn_default_rate(options)
     decoding = hasattr(preprocessor, "process_decoded_batch_with_status")
     if decoding:  # the model's preprocessor: files decoded in the parallel loader, a bad file is an error naming the row
         ds, preprocessor = _preprocessed_dataset(manifest, options, preprocessor, deterministic), None
@@ -405,6 +420,20 @@ def from_manifest(
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
+
+
+_WARNED_DEFAULT_RATE = []
+
+
+def _warn_default_rate(options):
+    """Warn once that raw audio comes at the default rate: a model at another rate would get it at the wrong speed."""
+    features = sorted(f for f, o in options.items() if "sample_rate" in o)
+    if features and not _WARNED_DEFAULT_RATE:
+        _WARNED_DEFAULT_RATE.append(True)
+        rate = options[features[0]]["sample_rate"]
+        logger.warning("from_manifest: raw audio of %s is resampled to %d Hz, the default, as neither model= nor "
+                       "sample_rate= says otherwise; a model whose audio encoder runs at another rate would hear it "
+                       "at the wrong speed: pass model= or sample_rate=<the model's rate> (logged once).", features, rate)
 
 
 def model_feature_columns(features, model, source="manifest"):

@@ -41,6 +41,25 @@ def test_raw_dataset_and_audio_resampling():
     assert abs(example["audio"].shape[0] - 2 * frames) <= 2
 
 
+def test_audio_comes_at_the_rate_of_the_model_or_preprocessor_and_never_silently_at_the_default(caplog):
+    model = keras_mm.build_model(encoders={"audio": {"name": "mfcc_cnn", "sample_rate": 8000, "num_samples": 8000}},
+                                 num_classes=10)
+    first = lambda ds: next(iter(ds))[0]["audio"].numpy()  # noqa: E731
+    with_model = first(from_manifest(sample_manifest_path(), model=model, split="test", batch_size=4))
+    # preprocessor= used to load at 16 kHz, so the 8 kHz model got its clips at half speed
+    with_preprocessor = first(from_manifest(sample_manifest_path(), preprocessor=model.preprocessor, features=["audio"],
+                                            split="test", batch_size=4))
+    np.testing.assert_array_equal(with_preprocessor, with_model)
+    with pytest.raises(ValueError, match=r"sample_rate=16000 contradicts the model: feature 'audio' takes audio at 8000 Hz"):
+        from_manifest(sample_manifest_path(), model=model, sample_rate=16000)
+    import keras_mm.data.manifest as manifest_module
+
+    manifest_module._WARNED_DEFAULT_RATE.clear()
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        from_manifest(sample_manifest_path(), features=["audio"], split="test")
+    assert "raw audio of ['audio'] is resampled to 16000 Hz, the default" in caplog.text
+
+
 def test_missing_file_names_the_line_or_is_skipped_with_a_count(tmp_path):
     shutil.copytree(SAMPLE_DIR, tmp_path / "s")
     lines = (tmp_path / "s" / "manifest.csv").read_text().splitlines()
