@@ -405,6 +405,8 @@ def from_manifest(
         if class_names is None and getattr(model, "class_names", None):
             class_names = model.class_names
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
+    if model is not None:
+        check_labels_fit_head(manifest, getattr(model, "head", None))
     options = manifest.load_options(model, sample_rate, preprocessor)
     if model is None and preprocessor is None and sample_rate is None:
         _warn_default_rate(options)
@@ -420,6 +422,37 @@ def from_manifest(
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
+
+
+def check_labels_fit_head(manifest, head):
+    """``ValueError`` when the manifest's classes do not fit a classification head's ``num_classes``.
+
+    String labels: the manifest's class count must equal ``num_classes`` (its
+    ids are positions in the sorted names, so another count would give ids
+    the head does not mean). Integer labels: every id must be below it.
+    Without the check a 5-class manifest on a 4-class head failed deep in the
+    loss ("label value of 4 which is outside the valid range").
+
+    Example:
+        >>> _ = open("pets.csv", "w").write("text,label\\na cat,cat\\na dog,dog\\na cow,cow\\n")
+        >>> check_labels_fit_head(keras_mm.data.Manifest("pets.csv"), keras_mm.heads.ClassificationHead(num_classes=2))
+        Traceback (most recent call last):
+        ValueError: ...pets.csv: the labels have 3 classes (cat, cow, dog) but the model's head has num_classes=2. ...
+    """
+    num_classes = getattr(head, "num_classes", None)
+    if num_classes is None or manifest.label is None or manifest.labels is None or not len(manifest.labels):
+        return
+    if manifest.class_names is not None and len(manifest.class_names) != num_classes:
+        names = ", ".join(map(str, manifest.class_names[:20])) + (", ..." if len(manifest.class_names) > 20 else "")
+        raise ValueError(f"{manifest.path}: the labels have {len(manifest.class_names)} classes ({names}) but the model's "
+                         f"head has num_classes={num_classes}. Build the model with num_classes={len(manifest.class_names)}, "
+                         "or give class_names=[...] to both in the order the head's ids mean.")
+    if manifest.class_names is None:
+        ids = np.asarray(manifest.labels).reshape(len(manifest.labels), -1).max(axis=1)
+        bad = np.flatnonzero((ids >= num_classes) | (ids < 0))
+        if len(bad):
+            raise ValueError(f"{manifest.path}, line {manifest.line_numbers[bad[0]]}: {manifest.label}={int(ids[bad[0]])} is not "
+                             f"a class id of the model's head (num_classes={num_classes}: ids 0..{num_classes - 1}).")
 
 
 _WARNED_DEFAULT_RATE = []

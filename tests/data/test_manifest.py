@@ -176,6 +176,20 @@ def test_features_must_cover_exactly_the_model_features(model):
     assert len(renamed.manifest) == 350
 
 
+def test_labels_that_do_not_fit_the_head_are_an_error_before_training(tmp_path):
+    # a 3-class manifest on a 2-class head used to fail in the loss: "label value of 2 which is outside the valid range"
+    model = keras_mm.build_model(encoders={"text": {"name": "lstm", "vocabulary": ["a"], "sequence_length": 2}},
+                                 num_classes=2)
+    path = _write_manifest(tmp_path / "m.csv", [("a", "cat", "train"), ("b", "dog", "train"), ("c", "cow", "val")])
+    with pytest.raises(ValueError, match=r"the labels have 3 classes \(cat, cow, dog\) but the model's head has "
+                                         r"num_classes=2. Build the model with num_classes=3"):
+        from_manifest(path, model=model, split="train")
+    ids = _write_manifest(tmp_path / "ids.csv", [("a", "0", "train"), ("b", "1", "train"), ("c", "2", "val")])
+    with pytest.raises(ValueError, match=r"ids.csv, line 4: label=2 is not a class id of the model's head \(num_classes=2"):
+        from_manifest(ids, model=model)
+    assert len(from_manifest(ids, model=model, split="train").manifest) == 2  # the train rows' ids fit
+
+
 def test_model_class_names_label_the_dataset(tmp_path):
     path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train")])
     model = keras_mm.build_model(encoders=tiny_encoders(("bert",)), head={"name": "classification", "class_names": ["dog", "cat", "emu"]},
