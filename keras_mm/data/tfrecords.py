@@ -168,6 +168,10 @@ def _check_model(metadata, model, features):
     names = getattr(model, "class_names", None)
     if names and metadata["class_names"] and list(names) != list(metadata["class_names"]):
         raise ValueError(f"The model's class_names {list(names)} differ from the TFRecords' {metadata['class_names']}.")
+    num_classes = getattr(getattr(model, "head", None), "num_classes", None)
+    if num_classes is not None and metadata["class_names"] and len(metadata["class_names"]) != num_classes:
+        raise ValueError(f"The TFRecords' labels have {len(metadata['class_names'])} classes {metadata['class_names'][:20]} "
+                         f"but the model's head has num_classes={num_classes}.")
 
 
 def _parser(metadata, features):

@@ -178,3 +178,13 @@ def test_two_workers_read_only_their_shards_and_match_one_process(tmp_path):
     np.testing.assert_array_equal(t0, t1)
     assert np.abs(t0 - one).max() <= 1e-5, np.abs(t0 - one).max()
 
+
+
+def test_a_head_of_another_class_count_is_refused(tmp_path):
+    (tmp_path / "m.csv").write_text("text,label\na cat,cat\na dog,dog\na cow,cow\n")
+    write_tfrecords(str(tmp_path / "m.csv"), str(tmp_path / "s"), num_shards=1)
+    model = keras_mm.build_model(encoders={"text": {"name": "lstm", "vocabulary": ["a"], "sequence_length": 2}},
+                                 num_classes=2)
+    with pytest.raises(ValueError, match=r"The TFRecords' labels have 3 classes \['cat', 'cow', 'dog'\] but the model's "
+                                         r"head has num_classes=2"):
+        from_tfrecords(str(tmp_path / "s"), model=model)
