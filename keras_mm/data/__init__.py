@@ -2,6 +2,7 @@
 
 from keras_mm.data.augmentation import Augmentation
 from keras_mm.data.manifest import Manifest, from_manifest, guess_modality
+from keras_mm.data.shutdown import release_live_iterators  # registers the at-exit release
 from keras_mm.data.tfrecords import from_tfrecords, read_tfrecords_metadata, write_tfrecords
 from keras_mm.modalities import load_audio_file
 
@@ -13,5 +14,6 @@ __all__ = [
     "guess_modality",
     "load_audio_file",
     "read_tfrecords_metadata",
+    "release_live_iterators",
     "write_tfrecords",
 ]
