@@ -31,7 +31,8 @@ def _read_rows(path):
     if not (tf.io.gfile.exists(path) if _is_url(path) else os.path.isfile(path)):
         raise ValueError(f"Manifest not found: {path}")
     with tf.io.gfile.GFile(path, "rb") as f:
-        text = io.TextIOWrapper(io.BytesIO(f.read()), encoding="utf-8", newline="")
+        # utf-8-sig drops the byte-order mark of Excel's "CSV UTF-8", which otherwise sticks to the first column's name
+        text = io.TextIOWrapper(io.BytesIO(f.read()), encoding="utf-8-sig", newline="")
     if path.endswith((".jsonl", ".json")):
         return [json.loads(line) for line in text if line.strip()]
     return list(csv.DictReader(text))

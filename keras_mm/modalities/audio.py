@@ -115,7 +115,8 @@ class AudioModality(Modality):
         (TensorSpec(shape=(None,), dtype=tf.float32, name=None), {'sample_rate': 8000})
     """
 
-    file_extensions = (".wav", ".flac", ".ogg", ".mp3")
+    # what soundfile (libsndfile) decodes: .oga is the freedesktop sound themes' OGG, .opus Opus in OGG
+    file_extensions = (".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".aiff", ".aif")
     raw_shape = (None,)
     raw_dtype = tf.float32
     noise_description = "Gaussian noise, std = level * the clip's RMS"

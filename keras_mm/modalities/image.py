@@ -21,7 +21,7 @@ class ImageModality(Modality):
         TensorSpec(shape=(), dtype=tf.string, name=None)
     """
 
-    file_extensions = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+    file_extensions = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
     noise_description = "Gaussian pixel noise, std = level * 255"
 
     def load_graph(self, path, **options):

@@ -134,6 +134,14 @@ def _write_manifest(path, rows):
     return str(path)
 
 
+def test_excel_byte_order_mark_and_every_decodable_extension_are_understood(tmp_path):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "cat", "train"), ("b", "dog", "train")])
+    (tmp_path / "m.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "m.csv").read_bytes())  # Excel's "CSV UTF-8"
+    assert Manifest(path, features=["text"]).features == {"text": "text"}
+    # .oga (freedesktop sound themes), .opus and .webp were guessed to be text columns
+    assert [keras_mm.data.guess_modality([f"x{e}"]) for e in (".oga", ".opus", ".aiff", ".webp")] == ["audio"] * 3 + ["image"]
+
+
 def test_one_label_vocabulary_across_splits(tmp_path):
     # 5 classes in train; val lacks "bird" and "cow": ids must still agree with train's.
     classes = ["ant", "bird", "cat", "cow", "dog"]
