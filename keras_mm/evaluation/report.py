@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from keras_mm.heads.base import model_class_names
+
 
 
 def collect_predictions(model, dataset):
@@ -215,7 +217,8 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
     Args:
         model: a :class:`MultimodalModel` with a head.
         dataset: ``(numeric_inputs, labels)`` batches (e.g. ``from_manifest(..., model=model)``).
-        class_names: names for the table and plots (default: the head's ``class_names``).
+        class_names: names for the table and plots (default: the head's ``class_names``; names given
+            for a model that has its own must be the same list).
         output_dir: if given, write PNG plots and ``report.json`` there.
         history: a training history, plotted as curves when ``output_dir`` is given.
         verbose: print one summary line; the table is ``print(report)`` (or the
@@ -238,7 +241,7 @@ def evaluate(model, dataset, class_names=None, output_dir=None, history=None, ve
     if model.head is None:
         raise ValueError("evaluate needs a model with a head; an embedding model (head=None) has no labels to score.")
     labels, outputs, extras = collect_predictions(model, dataset)
-    evaluation = model.head.evaluate_outputs(labels, outputs, list(class_names) if class_names is not None else None)
+    evaluation = model.head.evaluate_outputs(labels, outputs, model_class_names(model, class_names))
     task = model.head.registered_name_in_zoo or type(model.head).__name__
     per_class, confusion, metrics, class_names = evaluation.per_class, evaluation.confusion, evaluation.metrics, evaluation.class_names
     modality_weights = None

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_mm.heads.base import model_class_names
 from keras_mm.naming import STATUS, auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.status import status_names
 
@@ -29,9 +30,7 @@ class ServingFunctions:
 
     def __init__(self, model, class_names=None):
         self.model = model
-        if class_names is not None and model.class_names is not None and list(class_names) != model.class_names:
-            raise ValueError(f"class_names={list(class_names)} differ from the model's class_names {model.class_names}.")
-        self.class_names = list(class_names) if class_names is not None else model.class_names
+        self.class_names = model_class_names(model, class_names)
         self.preprocessor = model.preprocessor
         self.core = model.extras_model() if model.fusion.extra_outputs else model
 

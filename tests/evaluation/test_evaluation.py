@@ -71,3 +71,13 @@ def test_robustness_removal_uses_the_missing_modality_path(trained, tmp_path):
     assert report.noise["text"][0.0] == pytest.approx(report.baseline)
     assert "without audio" in str(report) and "noisy image" in str(report)
     assert os.path.getsize(tmp_path / "robustness.png") > 1000
+
+
+def test_class_names_that_contradict_the_model_are_refused():
+    # they used to relabel the per-class table silently (export_saved_model refused the same list)
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), class_names=["cat", "dog", "emu"])
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(6))
+    data = tf.data.Dataset.from_tensors((x, np.arange(6) % 3))
+    with pytest.raises(ValueError, match=r"class_names=\['emu', 'dog', 'cat'\] differ from the model's class_names"):
+        keras_mm.evaluate(model, data, class_names=["emu", "dog", "cat"], verbose=False)
+    assert [row["name"] for row in keras_mm.evaluate(model, data, verbose=False).per_class] == ["cat", "dog", "emu"]
