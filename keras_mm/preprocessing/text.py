@@ -347,6 +347,23 @@ class SentencePieceTextPreprocessor(FeaturePreprocessor):
         }
 
 
+def standardize_words(texts):
+    """Unicode spaces and invisible characters -> spaces, Unicode punctuation removed: what ``TextVectorization``'s
+    ASCII-only ``"lower_and_strip_punctuation"`` misses (it then lower-cases and strips ASCII punctuation).
+
+    Without it a non-breaking or zero-width space was a word (so invisible-only text counted as present),
+    and curly quotes stuck to words ("“folder”" was not "folder"). :func:`build_vocabulary` and
+    :class:`VocabularyTextPreprocessor` both apply it, so a vocabulary and its model agree.
+
+    Example:
+        >>> standardize_words(tf.constant(["\u201cfolder\u201d\u00a0\u200b", "\u00ab\u00a0bon\u00a0\u00bb"])).numpy()
+        array([b'folder  ', b'  bon  '], dtype=object)
+    """
+    texts = tf.strings.unicode_transcode(tf.convert_to_tensor(texts, tf.string), "UTF-8", "UTF-8", errors="replace")
+    texts = tf.strings.regex_replace(texts, r"[\p{Z}\p{Cc}\p{Cf}]", " ")
+    return tf.strings.regex_replace(texts, r"\p{P}", "")
+
+
 class VocabularyTextPreprocessor(FeaturePreprocessor):
     """Word-level tokenization with ``keras.layers.TextVectorization``.
 
@@ -378,9 +395,7 @@ class VocabularyTextPreprocessor(FeaturePreprocessor):
         return [self.vectorizer]
 
     def process_batch(self, raw):
-        raw = tf.convert_to_tensor(raw, dtype=tf.string)
-        raw = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
-        token_ids = tf.cast(self.vectorizer(raw), tf.int32)
+        token_ids = tf.cast(self.vectorizer(standardize_words(raw)), tf.int32)
         return {
             self.input_name(TOKEN_IDS): token_ids,
             self.input_name(PADDING_MASK): tf.cast(token_ids != 0, tf.int32),
@@ -407,5 +422,5 @@ def build_vocabulary(texts, max_tokens=20000):
     vectorizer = keras.layers.TextVectorization(
         max_tokens=max_tokens, standardize="lower_and_strip_punctuation", split="whitespace"
     )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(256))
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(256).map(standardize_words))
     return [str(w) for w in vectorizer.get_vocabulary() if w not in ("", "[UNK]")]

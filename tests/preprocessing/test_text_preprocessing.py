@@ -35,3 +35,15 @@ def test_truncation_keeps_cls_and_sep_and_padding_mask():
 def test_vocabulary_must_have_special_tokens():
     with pytest.raises(ValueError, match=r"has no \[CLS\] token"):
         BertTextPreprocessor("t", ["a", "b"])
+
+
+def test_word_vocabulary_text_treats_unicode_spaces_and_punctuation_like_ascii():
+    from keras_mm.preprocessing import VocabularyTextPreprocessor, build_vocabulary
+
+    # invisible-only text is missing, as for BERT; curly quotes do not stick to words
+    vocabulary = build_vocabulary(["\u201cfolder\u201d open", "folder\u00a0\u00abclosed\u00bb"])
+    assert sorted(vocabulary) == ["closed", "folder", "open"]
+    pre = VocabularyTextPreprocessor("text", vocabulary, sequence_length=3)
+    out = pre.process_batch(tf.constant(["\u00a0", "\u200b\ufeff", "\u3000", "\u201cfolder\u201d", "folder"]))
+    np.testing.assert_array_equal(out["text_present"].numpy(), [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(out["text_token_ids"].numpy()[3], out["text_token_ids"].numpy()[4])
