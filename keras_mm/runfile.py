@@ -197,6 +197,33 @@ def _mapping(value, source, where):
     return value
 
 
+#: encoder settings that name local files or folders (a vocabulary file, a checkpoint, weights, a hub model dir)
+ENCODER_PATH_KEYS = ("vocabulary", "checkpoint", "weights", "handle")
+
+
+def _resolve_encoder_paths(model, base_dir):
+    """``model`` with encoder settings that are relative paths existing under ``base_dir`` made relative to it.
+
+    A value not found there (a hub handle, a path relative to the working
+    directory, a vocabulary given as a list) is kept as it is.
+    """
+    encoders = model.get("encoders")
+    if not isinstance(encoders, dict):
+        return model
+    resolved = {}
+    for feature, spec in encoders.items():
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            for key in ENCODER_PATH_KEYS:
+                value = spec.get(key)
+                if isinstance(value, str) and "://" not in value and not os.path.isabs(os.path.expanduser(value)):
+                    candidate = _resolve_path(value, base_dir)
+                    if os.path.exists(candidate):
+                        spec[key] = candidate
+        resolved[feature] = spec
+    return {**model, "encoders": resolved}
+
+
 def _parse_section(cls, values, source, name, base_dir, extra_keys=()):
     """Check ``values`` against section ``cls``; unknown keys and bad values raise naming ``name.key``."""
     values = _mapping(values, source, name)
@@ -290,6 +317,7 @@ class RunFile:
         if unknown:
             raise RunFileError(f"{source}: unknown key model.{unknown[0]}. Allowed keys in model "
                                f"(keras_mm.build_model's arguments): {', '.join(_model_keys())}.")
+        model = _resolve_encoder_paths(model, base_dir)
         training_values = _mapping(document.get("training"), source, "training")
         training = _parse_section(TrainingSection, training_values, source, "training", base_dir, _train_options())
         training.options = {k: v for k, v in training_values.items() if k in _train_options()}

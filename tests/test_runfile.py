@@ -141,3 +141,13 @@ def test_the_run_as_trained_reloads_to_the_same_run(tmp_path):
     again = RunFile.load(str(written))
     assert again.training.epochs == 3 and again.model_config() == run.model_config()
     assert dataclasses.replace(again, source=run.source) == run  # absolute paths: valid from any folder
+
+
+def test_encoder_files_are_found_next_to_the_run_file(tmp_path):
+    (tmp_path / "vocab.txt").write_text("cat\ndog\n")
+    document = {"model": {"encoders": {"text": {"name": "lstm", "vocabulary": "vocab.txt"},
+                                       "image": {"name": "mobilenet_v2", "weights": "not_here.h5"}}},
+                "data": {"manifest": SAMPLE}}
+    model = RunFile.from_dict(document, source="run.yaml", base_dir=str(tmp_path)).model
+    assert model["encoders"]["text"]["vocabulary"] == str(tmp_path / "vocab.txt")  # was read from the working directory
+    assert model["encoders"]["image"]["weights"] == "not_here.h5"  # not next to the run file: kept as written
