@@ -106,7 +106,13 @@ class TrainState:
         latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if not latest:
             return None
-        self._checkpoint.restore(latest).assert_existing_objects_matched()
+        try:
+            self._checkpoint.restore(latest).assert_existing_objects_matched()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            raise ValueError(
+                f"checkpoint_dir {self.checkpoint_dir!r} holds a checkpoint of another model ({latest} does not fit this "
+                f"one: {str(error).splitlines()[0][:300]}). A run resumes only with the model it started with: delete "
+                "that folder, or give another checkpoint_dir, to start afresh.") from error
         history_file = os.path.join(self.checkpoint_dir, "history.json")
         if os.path.isfile(history_file):
             with open(history_file) as f:

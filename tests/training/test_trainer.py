@@ -319,3 +319,17 @@ def test_a_model_built_in_the_strategy_scope_trains_and_one_built_outside_is_ref
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OUTSIDE refused: The model was built outside strategy.scope()" in result.stdout, result.stdout
     assert "INSIDE trained 2" in result.stdout, result.stdout
+
+
+def test_resuming_with_another_model_says_which_folder_to_clear(tmp_path):
+    def data(model):
+        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+
+    def config(fusion):
+        return keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), fusion=fusion, num_classes=3)
+
+    keras_mm.train(config("concat"), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
+    # was TensorFlow's "Received incompatible tensor with shape ..." with no word of the checkpoint folder
+    with pytest.raises(ValueError, match=r"checkpoint_dir .* holds a checkpoint of another model .* delete that folder"):
+        keras_mm.train(config("gated"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
