@@ -38,6 +38,17 @@ def _read_rows(path):
     return list(csv.DictReader(text))
 
 
+def _warn_near_duplicate_labels(path, labels):
+    """Log the labels that differ only in letter case ("Places" / "places"): they become separate classes."""
+    groups = {}
+    for label in labels:
+        groups.setdefault(label.casefold(), []).append(label)
+    clashes = [sorted(g) for g in groups.values() if len(g) > 1]
+    if clashes:
+        logger.warning("%s: labels that differ only in letter case are separate classes: %s. If they mean one class, "
+                       "write them the same way.", path, "; ".join(" / ".join(map(repr, g)) for g in sorted(clashes)))
+
+
 def _file_is_readable(path):
     if _is_url(path):
         return tf.io.gfile.exists(path)
@@ -165,7 +176,10 @@ class Manifest:
             if len(set(class_names)) != len(class_names):
                 raise ValueError(f"class_names has duplicates: {class_names}")
             return class_names
-        return None if self.integer_ids else sorted(cells)
+        if self.integer_ids:
+            return None
+        _warn_near_duplicate_labels(self.path, cells)
+        return sorted(cells)
 
     def _validate(self, numbered):
         kept, skipped = [], []

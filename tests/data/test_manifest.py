@@ -142,6 +142,13 @@ def test_excel_byte_order_mark_and_every_decodable_extension_are_understood(tmp_
     assert [keras_mm.data.guess_modality([f"x{e}"]) for e in (".oga", ".opus", ".aiff", ".webp")] == ["audio"] * 3 + ["image"]
 
 
+def test_labels_differing_only_in_case_are_reported(tmp_path, caplog):
+    path = _write_manifest(tmp_path / "m.csv", [("a", "Places", "train"), ("b", "places", "train"), ("c", "cat", "train")])
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        assert Manifest(path).class_names == ["Places", "cat", "places"]
+    assert "labels that differ only in letter case are separate classes: 'Places' / 'places'" in caplog.text
+
+
 def test_one_label_vocabulary_across_splits(tmp_path):
     # 5 classes in train; val lacks "bird" and "cow": ids must still agree with train's.
     classes = ["ant", "bird", "cat", "cow", "dog"]
