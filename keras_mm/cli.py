@@ -63,7 +63,12 @@ def _read_inputs(args, metadata):
             value = shorthands.get(modality_name)
         modality = get_modality(modality_name)
         options = modality.load_options(sample_rate=metadata.get("sample_rates", {}).get(feature))
-        samples[feature] = [modality.load_cell(value, os.path.abspath, **options)]
+        if modality.reads_files and not modality.is_empty_cell(value) and not os.path.isfile(value):
+            sys.exit(f"error: {feature} {value!r}: no such file")
+        try:
+            samples[feature] = [modality.load_cell(value, os.path.abspath, **options)]
+        except ValueError as error:
+            sys.exit(f"error: {feature} {value!r}: {error}")
     return samples
 
 
@@ -89,7 +94,7 @@ def _cmd_predict(args):
     if isinstance(result.get("modality_weights"), list) and len(result["modality_weights"]) == len(metadata["features"]):
         # named by feature (the export's feature order): a bare list left the reader guessing which is which
         result["modality_weights"] = dict(zip(metadata["features"], result["modality_weights"]))
-    print(json.dumps(result, indent=None if args.compact else 2))
+    print(json.dumps(result, indent=None if args.compact else 2, sort_keys=True))  # the same order on every call
 
 
 def _run_file(args):

@@ -42,6 +42,10 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     assert out["image_present"] == 1.0 and out["audio_present"] == 1.0 and out["text_present"] == 0.0
     assert out["image_status"] == "ok" and out["text_status"] == "empty"
     assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"]["text"] == 0.0
+    missing = subprocess.run([sys.executable, "-m", "keras_mm.cli", "predict", "--model", str(tmp_path / "served"),
+                              "--image", str(tmp_path / "nope.png")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "error: image" in missing.stderr and "nope.png': no such file" in missing.stderr
+    assert "Traceback" not in missing.stderr  # was TensorFlow's NotFoundError with its traceback
 
 
 def test_export_reports_a_missing_model_file(tmp_path):
