@@ -113,13 +113,23 @@ def _run_file(args):
     return RunFile.from_dict(document, source="command line")
 
 
+def _exit_with(error):
+    """A user's mistake as one line, no traceback (keras_mm's ValueErrors name the field and what it must be)."""
+    from keras_mm.runfile import RunFileError
+
+    if os.environ.get("KERAS_MM_TRACEBACK"):
+        raise error
+    hint = "" if isinstance(error, RunFileError) else "\n(set KERAS_MM_TRACEBACK=1 to see where it was raised)"
+    sys.exit(f"error: {error}{hint}")
+
+
 def _cmd_train(args):
     from keras_mm import runfile
 
     try:
         runfile.run_training(_run_file(args), verbose=_verbosity(args.verbose))
-    except runfile.RunFileError as error:
-        sys.exit(f"error: {error}")
+    except ValueError as error:  # RunFileError is one; so are the encoders' argument errors raised while building
+        _exit_with(error)
 
 
 def _cmd_evaluate(args):
@@ -135,8 +145,8 @@ def _cmd_evaluate(args):
                 sys.exit(f"error: --model {args.model!r} is not a file (expected a .keras model saved by keras_mm)")
             model = keras.models.load_model(args.model, safe_mode=True)
         runfile.run_evaluation(run, model, split=args.split)
-    except runfile.RunFileError as error:
-        sys.exit(f"error: {error}")
+    except ValueError as error:
+        _exit_with(error)
 
 
 def _verbosity(value):

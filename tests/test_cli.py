@@ -97,3 +97,15 @@ def test_train_reports_a_bad_run_file_value_and_exits(tmp_path):
     run_file.write_text(f"data: {{manifest: {keras_mm.datasets.sample_manifest_path()}}}\ntraining: {{epochs: ten}}\n")
     with pytest.raises(SystemExit, match=r"^error: .*run.yaml: training.epochs must be a positive integer, got 'ten'\.$"):
         main(["train", "--config", str(run_file)])
+
+
+def test_train_reports_an_encoder_argument_error_in_one_line(tmp_path, monkeypatch):
+    from keras_mm.cli import main
+
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"data: {{manifest: {keras_mm.datasets.sample_manifest_path()}}}\n"
+                        "model: {encoders: {text: lstm}}\ntraining: {epochs: 1}\n")
+    monkeypatch.delenv("KERAS_MM_TRACEBACK", raising=False)
+    # raised while the model is built (not when the file is read): it printed a 25-line traceback
+    with pytest.raises(SystemExit, match=r"^error: encoder 'lstm' needs vocabulary=\[\.\.\.\].*\n\(set KERAS_MM_TRACEBACK=1"):
+        main(["train", "--config", str(run_file)])
