@@ -144,7 +144,10 @@ def _cmd_evaluate(args):
             if not os.path.isfile(args.model):
                 sys.exit(f"error: --model {args.model!r} is not a file (expected a .keras model saved by keras_mm)")
             model = keras.models.load_model(args.model, safe_mode=True)
-        runfile.run_evaluation(run, model, split=args.split)
+        report_dir = None
+        if not args.config and not args.output:  # the model's own folder: keep a run's report/ as it is
+            report_dir = os.path.join(run.output.dir, f"report_{run.data.test_split}")
+        runfile.run_evaluation(run, model, split=args.split, report_dir=report_dir)
     except ValueError as error:
         _exit_with(error)
 
@@ -180,7 +183,7 @@ def main(argv=None):
     evaluate.add_argument("--split", help="split to score (default: data.test_split, or 'test' without --config)")
     evaluate.add_argument("--label", default="label", help="label column (without --config)")
     evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (without --config)")
-    evaluate.add_argument("--output", help="folder for report/ (without --config; default: the model's folder)")
+    evaluate.add_argument("--output", help="folder for report/ (without --config; default: report_<split>/ in the model's folder)")
     evaluate.set_defaults(fn=_cmd_evaluate)
 
     export = sub.add_parser("export", help="export a .keras model as a TF Serving SavedModel (raw inputs)")

@@ -473,7 +473,7 @@ def run_training(run, verbose="auto"):
     return model, report
 
 
-def run_evaluation(run, model=None, history=None, split=None, verbose=True):
+def run_evaluation(run, model=None, history=None, split=None, verbose=True, report_dir=None):
     """Evaluate a trained model on the run's test split and write ``report/`` (what ``keras-mm evaluate`` does).
 
     Args:
@@ -482,11 +482,16 @@ def run_evaluation(run, model=None, history=None, split=None, verbose=True):
         history: per-epoch logs to plot, or ``None`` for ``<output.dir>/history.json`` when it exists.
         split: the split to score (default ``data.test_split``, else ``data.validation_split``).
         verbose: print the report's table and where it was written.
+        report_dir: where to write; default ``<output.dir>/report`` for the run's own
+            split, ``<output.dir>/report_<split>`` for another one (so scoring the
+            validation split does not overwrite the test report). ``report.json``
+            records the split.
 
     Returns:
         the :class:`EvaluationReport`.
     """
-    split = split or run.data.test_split or run.data.validation_split
+    own_split = run.data.test_split or run.data.validation_split
+    split = split or own_split
     if split is None:
         raise RunFileError(f"{run.source}: data.test_split (or data.validation_split) names no split to evaluate on.")
     if model is None:
@@ -498,8 +503,12 @@ def run_evaluation(run, model=None, history=None, split=None, verbose=True):
     if history is None and os.path.isfile(history_path):
         with open(history_path) as f:
             history = json.load(f)
-    report_dir = os.path.join(run.output.dir, "report")
+    report_dir = report_dir or os.path.join(run.output.dir, "report" if split == own_split else f"report_{split}")
     report = evaluate(model, run.dataset(model, split), output_dir=report_dir, history=history, verbose=False)
+    with open(os.path.join(report_dir, "report.json")) as f:
+        written = json.load(f)
+    with open(os.path.join(report_dir, "report.json"), "w") as f:
+        json.dump({**written, "split": split, "manifest": run.data.manifest}, f, indent=2)
     _say(verbose, f"{report}\nreport.json and plots of split {split!r} in {report_dir}")
     return report
 

@@ -87,7 +87,14 @@ def test_train_then_evaluate_from_a_run_file(tmp_path, capsys):
     main(["evaluate", "--model", str(out / "model.keras"), "--manifest", keras_mm.datasets.sample_manifest_path(),
           "--split", "test", "--output", str(tmp_path / "again")])
     again = json.loads((tmp_path / "again" / "report" / "report.json").read_text())
-    assert again["metrics"] == trained["metrics"] and again["class_names"] == DIGITS
+    assert again["metrics"] == trained["metrics"] and again["class_names"] == DIGITS and again["split"] == "test"
+    # another split, or the model's own folder, never overwrites the run's report/
+    main(["evaluate", "--config", str(run_file), "--split", "val"])
+    main(["evaluate", "--model", str(out / "model.keras"), "--manifest", keras_mm.datasets.sample_manifest_path(),
+          "--split", "train"])
+    assert json.loads((out / "report_val" / "report.json").read_text())["split"] == "val"
+    assert json.loads((out / "report_train" / "report.json").read_text())["split"] == "train"
+    assert json.loads((out / "report" / "report.json").read_text())["metrics"] == trained["metrics"]
 
 
 def test_train_reports_a_bad_run_file_value_and_exits(tmp_path):
