@@ -52,3 +52,28 @@ def auxiliary_name(feature):
         'aux_image'
     """
     return f"aux_{feature}"
+
+
+def model_class_names(model, class_names=None):
+    """The class names to show for ``model``'s outputs: ``class_names`` when given, else the model's (or ``None``).
+
+    Names given for a model that has its own must be the same list: other
+    names would label every row of a table or response with another class's
+    numbers.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"image": "small_cnn"}, class_names=["cat", "dog"])
+        >>> model_class_names(model)
+        ['cat', 'dog']
+        >>> model_class_names(model, ["dog", "cat"])
+        Traceback (most recent call last):
+        ValueError: class_names=['dog', 'cat'] differ from the model's class_names ['cat', 'dog'] ...
+    """
+    own = getattr(model, "class_names", None)
+    if class_names is None:
+        return own
+    class_names = [str(c) for c in class_names]
+    if own is not None and class_names != list(own):
+        raise ValueError(f"class_names={class_names} differ from the model's class_names {list(own)} (which name its "
+                         "output ids); leave class_names out to use the model's.")
+    return class_names

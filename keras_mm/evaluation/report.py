@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from keras_mm.heads.base import model_class_names
+from keras_mm.naming import model_class_names
 
 
 

@@ -2,8 +2,7 @@
 
 import tensorflow as tf
 
-from keras_mm.heads.base import model_class_names
-from keras_mm.naming import STATUS, auxiliary_name, input_name, presence_name
+from keras_mm.naming import STATUS, auxiliary_name, input_name, model_class_names, presence_name
 from keras_mm.preprocessing.status import status_names
 
 

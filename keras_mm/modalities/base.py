@@ -36,13 +36,13 @@ class Modality:
         serialization; defaults cover string and numeric raw specs).
 
     Example:
-        >>> @keras_mm.register_modality("vector")
-        ... class VectorModality(keras_mm.modalities.Modality):
-        ...     file_extensions = (".npy",)
+        >>> @keras_mm.register_modality("sensor")  # readings saved as raw float32 files
+        ... class SensorModality(keras_mm.modalities.Modality):
+        ...     file_extensions = (".sensor",)
         ...     raw_shape, raw_dtype = (None,), tf.float32
         ...     def load_file(self, path, **options):
-        ...         return np.load(path).astype("float32").reshape(-1)
-        >>> keras_mm.modalities.get_modality("vector").raw_spec()
+        ...         return np.fromfile(path, "float32")
+        >>> keras_mm.modalities.get_modality("sensor").raw_spec()
         TensorSpec(shape=(None,), dtype=tf.float32, name=None)
     """
 
