@@ -35,7 +35,8 @@ def release_live_iterators(iterators=None):
         return 0
     released = 0
     for obj in gc.get_objects() if iterators is None else iterators:
-        if isinstance(obj, OwnedIterator) and "_iterator_resource" in obj.__dict__:
+        # type(), not isinstance(): the heap holds dead weak proxies, whose isinstance() raises ReferenceError
+        if issubclass(type(obj), OwnedIterator) and "_iterator_resource" in obj.__dict__:
             del obj.__dict__["_iterator_resource"]
             released += 1
     return released
