@@ -1,7 +1,7 @@
-"""Modalities: the kinds of data keras_mm models take (image, text, audio, and user-registered ones).
+"""Modalities: the kinds of data keras_mm models take (image, text, audio, precomputed vectors, and user-registered ones).
 
 Example:
-    >>> {"audio", "image", "text"} <= set(keras_mm.list_modalities())   # plus any you register
+    >>> {"audio", "image", "text", "vector"} <= set(keras_mm.list_modalities())   # plus any you register
     True
 """
 
