@@ -7,7 +7,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from keras_mm.data.manifest import Manifest, model_feature_columns, finish_dataset
+from keras_mm.data.manifest import Manifest, finish_dataset, model_feature_columns
 from keras_mm.modalities import get_modality
 
 __all__ = ["METADATA_FILE", "from_tfrecords", "read_tfrecords_metadata", "write_tfrecords"]

@@ -127,4 +127,3 @@ def checked_class_names(class_names, num_classes, head):
     if len(set(names)) != len(names):
         raise ValueError(f"head {head!r}: class_names has duplicates: {names}")
     return names
-
