@@ -236,23 +236,28 @@ class MFCC(keras.layers.Layer):
         """The STFT implementation ``call`` uses now: ``"rfft"`` or ``"matmul"`` (``"auto"`` resolved, see ``auto_stft``)."""
         return _AUTO_STFT[-1] if self.stft == "auto" else self.stft
 
-    def _frames(self, x):
+    def _frames(self, x, start=0, stop=None):
+        """Frames ``start .. stop - 1`` of the padded waveforms ``x``, as ``[batch * frames, n_fft]``."""
         length = x.shape[-1]
         if length is None:
-            return tf.signal.frame(x, self.n_fft, self.hop_length, pad_end=False)
+            return tf.reshape(tf.signal.frame(x, self.n_fft, self.hop_length, pad_end=False), [-1, self.n_fft])
         # Known length: gather gcd-sized subframes with constant indices. tf.signal.frame computes the
         # same from the dynamic shape, which TFLite keeps as ~20 shape ops per call.
         sub = int(np.gcd(self.n_fft, self.hop_length))
-        num_frames = 1 + (length - self.n_fft) // self.hop_length
+        stop = self._num_frames(length) if stop is None else stop
         subframes = tf.reshape(x[:, : (length // sub) * sub], [-1, length // sub, sub])
-        index = np.arange(num_frames)[:, None] * (self.hop_length // sub) + np.arange(self.n_fft // sub)[None, :]
-        return tf.reshape(tf.gather(subframes, index.astype("int32"), axis=1), [-1, num_frames, self.n_fft])
+        index = np.arange(start, stop)[:, None] * (self.hop_length // sub) + np.arange(self.n_fft // sub)[None, :]
+        return tf.reshape(tf.gather(subframes, index.astype("int32"), axis=1), [-1, self.n_fft])
 
-    def _power_mel(self, x):
+    def _num_frames(self, padded_length):
+        return 1 + (padded_length - self.n_fft) // self.hop_length
+
+    def _power_mel(self, frames):
+        """Mel power of ``[n, n_fft]`` frames: ``[n, n_mels]``."""
         if self.resolved_stft == "matmul":
-            spectrum = tf.matmul(self._frames(x), tf.constant(self._dft_matrix))
+            spectrum = tf.matmul(frames, tf.constant(self._dft_matrix))
             return tf.matmul(tf.math.square(spectrum), tf.constant(self._dft_mel_matrix))
-        spectrum = tf.signal.rfft(self._frames(x) * tf.constant(self._window), fft_length=[self.n_fft])
+        spectrum = tf.signal.rfft(frames * tf.constant(self._window), fft_length=[self.n_fft])
         if _PORTABLE[-1]:
             power = tf.math.square(tf.math.abs(spectrum))  # ComplexAbs: converts to TFLite and ONNX
         else:
@@ -263,17 +268,52 @@ class MFCC(keras.layers.Layer):
             power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
         return tf.matmul(power, tf.constant(self._mel_matrix))
 
+    def _mel(self, padded):
+        """Mel power of every frame: ``[batch, frames, n_mels]``.
+
+        Every matmul and the FFT run on 2-D ``[batch * frames, ...]`` tensors: a 3-D ``tf.matmul``
+        with a 2-D constant (BatchMatMulV2 broadcasting) measured 2.6x slower than the same product
+        in 2-D (``[64 * 101, 257] x [257, 64]``, 2-core CPU, 31 interleaved rounds).
+        """
+        batch = tf.shape(padded)[0]
+        length = padded.shape[-1]
+        if length is None:
+            frames = self._frames(padded)
+            return tf.reshape(self._power_mel(frames), [batch, -1, self.n_mels])
+        num_frames = self._num_frames(length)
+        pieces = 1
+        if self.resolved_stft == "rfft" and not _PORTABLE[-1]:
+            # TensorFlow's CPU RFFT kernel runs on one thread; frames split into independent pieces
+            # run on parallel inter-op threads: the layer 1.3x faster on 2 cores (batch 64 x 1 s).
+            # Exports to other runtimes keep one piece.
+            pieces = min(self._FFT_PIECES, num_frames)
+        bounds = np.linspace(0, num_frames, pieces + 1).round().astype(int)
+        mels = [
+            tf.reshape(self._power_mel(self._frames(padded, start, stop)), [batch, stop - start, self.n_mels])
+            for start, stop in zip(bounds[:-1], bounds[1:])
+        ]
+        return mels[0] if pieces == 1 else tf.concat(mels, axis=1)
+
+    _FFT_PIECES = 4
+
     def call(self, waveforms):
         x = tf.cast(waveforms, tf.float32)
         pad = self.n_fft // 2
-        mel = self._power_mel(tf.pad(x, [[0, 0], [pad, pad]]))
-        log_mel = 10.0 * (tf.math.log(tf.maximum(mel, 1e-10)) / np.log(10.0))
+        mel = self._mel(tf.pad(x, [[0, 0], [pad, pad]]))
+        batch = tf.shape(mel)[0]
+        num_frames = mel.shape[1] if mel.shape[1] is not None else tf.shape(mel)[1]
+        # librosa's power_to_db: 10 log10(max(mel, 1e-10)), then at most top_db below the clip's peak. The
+        # floor is applied to the power before the (monotonic) log: one pass instead of three.
+        per_clip = tf.reshape(mel, [batch, -1])
+        floor = tf.constant(1e-10, tf.float32)
         if self.top_db is not None:
-            peak = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)
-            log_mel = tf.maximum(log_mel, peak - self.top_db)
+            peak = tf.reduce_max(per_clip, axis=1, keepdims=True)
+            floor = tf.maximum(floor, peak * tf.constant(10.0 ** (-self.top_db / 10.0), tf.float32))
+        log_mel = tf.math.log(tf.maximum(per_clip, floor)) * tf.constant(10.0 / np.log(10.0), tf.float32)
         # DCT-II (orthonormal) as a matmul: identical to tf.signal.dct(type=2,
         # norm="ortho")[..., :n_mfcc], and it converts to TFLite built-in ops.
-        return tf.matmul(log_mel, tf.constant(self._dct_matrix))
+        coefficients = tf.matmul(tf.reshape(log_mel, [-1, self.n_mels]), tf.constant(self._dct_matrix))
+        return tf.reshape(coefficients, [batch, num_frames, self.n_mfcc])
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]
