@@ -758,7 +758,22 @@ def _raise_naming_failed_rows(ds, manifest, retry, deterministic, keep_index=Fal
     end = tf.data.Dataset.from_tensors(tf.nest.map_structure(_empty_value, ds.element_spec))
     end = end.map(lambda index, *rest: (tf.constant(-1, tf.int64), *rest))
 
+    reported = {}  # (expected, count, total) -> the error raised for it
+
     def report(expected, count, total):
+        # The stages downstream keep pulling after the first error (~30 times for one bad file), and the
+        # scan's state does not advance past a failure: each pull arrives with the same state. Re-raise the
+        # first error's message at once, without the eager retry (~0.3 s each) and its chained traceback.
+        key = (int(expected), int(count), int(total))
+        if key in reported:
+            raise ValueError(str(reported[key])) from None
+        try:
+            _retry_candidates(expected, count, total)
+        except Exception as error:
+            reported[key] = error
+            raise
+
+    def _retry_candidates(expected, count, total):
         if deterministic:
             candidates = [int(expected)]
         elif n - count == 1:

@@ -301,7 +301,7 @@ def test_blank_cells_give_the_modality_empty_value(tmp_path):
     assert examples[1]["audio"].shape == (0,) and examples[1]["text"].numpy() == b""
 
 
-def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_path, model):
+def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_path, model, monkeypatch):
     # the bytes load fine; only the decoder fails: at serving time that marks the sample missing,
     # in a training pipeline it must not silently become an image-less row
     shutil.copytree(SAMPLE_DIR, tmp_path / "s")
@@ -309,9 +309,14 @@ def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_p
     row = Manifest(path).rows[5]
     (tmp_path / "s" / row["image"]).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     ds = from_manifest(path, model=model, batch_size=16)
+    reloads = []
+    load_row_tensors = Manifest.load_row_tensors
+    monkeypatch.setattr(Manifest, "load_row_tensors", lambda self, *a, **k: reloads.append(a[0]) or load_row_tensors(self, *a, **k))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"manifest.csv, line 7: image='images/.*\.png' .* cannot be used: undecodable"):
         for _ in ds:
             pass
+    # the row is reloaded to name it once, not again on every pull of the stages downstream (~30 times)
+    assert set(reloads) == {5} and len(reloads) <= 3, reloads
 
 
 def test_integer_labels_are_ids_named_by_class_names(tmp_path):
