@@ -1,7 +1,8 @@
-"""The ``keras-mm`` command line: train, evaluate, export, predict, list, demo.
+"""The ``keras-mm`` command line: train, evaluate, check, export, predict, list, demo.
 
 Examples:
     keras-mm list
+    keras-mm check --config examples/run.yaml
     keras-mm train --config examples/run.yaml
     keras-mm evaluate --config examples/run.yaml
     keras-mm evaluate --model runs/digits/model.keras --manifest data/manifest.csv --split test
@@ -97,7 +98,7 @@ def _cmd_predict(args):
     print(json.dumps(result, indent=None if args.compact else 2, sort_keys=True))  # the same order on every call
 
 
-def _run_file(args):
+def _run_file(args, model_required=True):
     """The run file of ``--config`` (with ``--set`` overrides), or one made of ``evaluate``'s ``--manifest`` options."""
     from keras_mm.runfile import RunFile
 
@@ -105,11 +106,13 @@ def _run_file(args):
         if getattr(args, "manifest", None) or getattr(args, "output", None):
             sys.exit("error: --manifest and --output go without --config; with it, use --set data.manifest=... or output.dir=...")
         return RunFile.load(args.config, overrides=args.set or ())
-    if not (getattr(args, "model", None) and getattr(args, "manifest", None)):
-        sys.exit("error: pass --config RUN_FILE, or --model MODEL.keras with --manifest MANIFEST")
-    document = {"data": {"manifest": args.manifest, "test_split": args.split or "test", "label": args.label},
-                "output": {"dir": args.output or os.path.dirname(os.path.abspath(args.model))},
-                "training": {"batch_size": args.batch_size}}
+    if not getattr(args, "manifest", None) or (model_required and not getattr(args, "model", None)):
+        sys.exit("error: pass --config RUN_FILE, or --model MODEL.keras with --manifest MANIFEST"
+                 + ("" if model_required else ", or --manifest MANIFEST alone"))
+    document = {"data": {"manifest": args.manifest, "test_split": getattr(args, "split", None) or "test", "label": args.label},
+                "training": {"batch_size": getattr(args, "batch_size", 32)}}
+    if getattr(args, "model", None) or getattr(args, "output", None):
+        document["output"] = {"dir": getattr(args, "output", None) or os.path.dirname(os.path.abspath(args.model))}
     return RunFile.from_dict(document, source="command line")
 
 
@@ -152,6 +155,30 @@ def _cmd_evaluate(args):
         _exit_with(error)
 
 
+def _cmd_check(args):
+    import keras
+
+    from keras_mm import runfile
+
+    try:
+        run = _run_file(args, model_required=False)
+        model = None
+        if args.model:
+            if not os.path.isfile(args.model):
+                sys.exit(f"error: --model {args.model!r} is not a file (expected a .keras model saved by keras_mm)")
+            model = keras.models.load_model(args.model, safe_mode=True)
+        problems = runfile.run_check(run, model)
+    except ValueError as error:
+        _exit_with(error)
+    for line, problem in problems:
+        print(f"{run.data.manifest}, line {line}: {problem}")
+    print(f"{len(problems)} unusable row(s)" + (" (data.on_error: skip drops them, logged)" if problems else ": every row is usable"))
+    if model is None and not run.model:
+        print("(checked: labels, files exist and load; not decoded by a model's preprocessing: pass --model or a run file)")
+    if problems:
+        sys.exit(1)
+
+
 def _verbosity(value):
     return value if value == "auto" else int(value)
 
@@ -185,6 +212,14 @@ def main(argv=None):
     evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (without --config)")
     evaluate.add_argument("--output", help="folder for report/ (without --config; default: report_<split>/ in the model's folder)")
     evaluate.set_defaults(fn=_cmd_evaluate)
+
+    check = sub.add_parser("check", help="list every unusable row of a manifest (missing, unreadable or undecodable files, bad labels)")
+    check.add_argument("--config", help="a run file: its manifest, checked with its model's preprocessing")
+    check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a run-file value")
+    check.add_argument("--model", help="a .keras model whose preprocessing is used (default: the run file's model)")
+    check.add_argument("--manifest", help="CSV/JSONL manifest (without --config; without --model only loading is checked)")
+    check.add_argument("--label", default="label", help="label column (without --config)")
+    check.set_defaults(fn=_cmd_check)
 
     export = sub.add_parser("export", help="export a .keras model as a TF Serving SavedModel (raw inputs)")
     export.add_argument("--model", required=True, help="path of a .keras model built with keras_mm")

@@ -4,7 +4,7 @@ A run file has up to five sections; only ``data`` is always required, and
 ``train`` needs ``model`` too::
 
     model:     # the keyword arguments of keras_mm.build_model (preset: plus overrides, or encoders: ...)
-    data:      # manifest, split names, label column, class_names, cache / shuffle / augment
+    data:      # manifest, split names, label column, class_names, cache / shuffle / augment, on_error
     training:  # epochs, batch_size, learning_rate, strategy, checkpoint_dir, seed,
                # and any other keyword argument of keras_mm.train (early_stopping, mixed_precision, ...)
     output:    # dir: where model.keras, history.json, run.yaml (the run as trained) and report/ go
@@ -25,7 +25,7 @@ import keras
 import yaml
 
 from keras_mm.config import ModelConfig
-from keras_mm.data.manifest import Manifest, from_manifest
+from keras_mm.data.manifest import Manifest, check_manifest, from_manifest
 from keras_mm.evaluation.report import evaluate
 from keras_mm.export import export_saved_model, export_tflite
 from keras_mm.models.builder import build_model
@@ -33,7 +33,7 @@ from keras_mm.presets import preset_config
 from keras_mm.registry import ENCODERS, FUSIONS, HEADS, constructor_arguments, validate_kwargs
 from keras_mm.training.trainer import train
 
-__all__ = ["RunFile", "RunFileError", "run_evaluation", "run_training"]
+__all__ = ["RunFile", "RunFileError", "run_check", "run_evaluation", "run_training"]
 
 
 class RunFileError(ValueError):
@@ -135,6 +135,7 @@ class DataSection:
     cache: bool = _field(True, _flag)
     shuffle: bool = _field(True, _flag)
     augment: bool = _field(False, _flag)
+    on_error: str = _field("raise", _choice("raise", "skip"))  # "skip": drop (and log) rows whose files do not load or decode
 
 
 @dataclasses.dataclass
@@ -407,6 +408,7 @@ class RunFile:
                 self.data.manifest, self.data.features, self.data.label, model=model, split=split,
                 batch_size=self.training.batch_size, shuffle=training and self.data.shuffle, seed=self.training.seed,
                 cache=self.data.cache, augment=(training and self.data.augment) or None, class_names=self.data.class_names,
+                on_error=self.data.on_error,
             )
         except ValueError as error:
             raise RunFileError(f"{self.source}: data: {error}") from None
@@ -418,6 +420,28 @@ class RunFile:
         if self.training.learning_rate is not None:
             arguments["learning_rate"] = self.training.learning_rate
         return {**arguments, **self.training.options}
+
+
+def run_check(run, model=None):
+    """Every unusable row of the run's manifest (all splits), before training: ``[(line, problem)]``.
+
+    The files are checked with the preprocessing of ``model``, or of the
+    model the run file's ``model`` section builds (untrained: only its
+    preprocessing is used), or, with neither, only for loading.
+
+    Example:
+        >>> run = RunFile.from_dict({"model": {"preset": "tiny_attention", "num_classes": 10},
+        ...                          "data": {"manifest": keras_mm.datasets.sample_manifest_path()}})
+        >>> run_check(run)
+        []
+    """
+    if model is None and run.model:
+        model = build_model(run.model_config())
+    try:
+        return check_manifest(run.data.manifest, run.data.features, run.data.label, model=model,
+                              class_names=run.data.class_names)
+    except ValueError as error:
+        raise RunFileError(f"{run.source}: data: {error}") from None
 
 
 def run_training(run, verbose="auto"):

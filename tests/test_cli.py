@@ -116,3 +116,37 @@ def test_train_reports_an_encoder_argument_error_in_one_line(tmp_path, monkeypat
     # raised while the model is built (not when the file is read): it printed a 25-line traceback
     with pytest.raises(SystemExit, match=r"^error: encoder 'lstm' needs vocabulary=\[\.\.\.\].*\n\(set KERAS_MM_TRACEBACK=1"):
         main(["train", "--config", str(run_file)])
+
+
+def test_check_lists_every_unusable_row_and_a_run_file_can_skip_them(tmp_path, capsys):
+    import shutil
+
+    from keras_mm.cli import main
+    from keras_mm.data import Manifest
+    from keras_mm.runfile import RunFile
+
+    shutil.copytree(keras_mm.datasets.SAMPLE_DIR, tmp_path / "s")
+    manifest = tmp_path / "s" / "manifest.csv"
+    rows = Manifest(str(manifest)).rows
+    (tmp_path / "s" / rows[3]["image"]).write_bytes(b"not an image")
+    (tmp_path / "s" / rows[8]["audio"]).unlink()
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"model: {{preset: tiny_attention, num_classes: 10}}\ndata: {{manifest: {manifest}}}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--config", str(run_file)])
+    out = capsys.readouterr().out
+    assert exited.value.code == 1
+    assert f"{manifest}, line 5: image='{rows[3]['image']}'" in out and "undecodable" in out
+    assert f"{manifest}, line 10: audio='{rows[8]['audio']}'" in out and "is missing or unreadable" in out
+    assert out.rstrip().endswith("unusable row(s) (data.on_error: skip drops them, logged)")
+    # without a model only loading is checked, and the output says so
+    with pytest.raises(SystemExit):
+        main(["check", "--manifest", str(manifest)])
+    out = capsys.readouterr().out
+    assert "line 10: audio=" in out and "line 5:" not in out and "not decoded by a model's preprocessing" in out
+    # the run file's data.on_error: skip drops them from the training data
+    run = RunFile.load(str(run_file), overrides=["data.on_error=skip"])
+    ds = run.dataset(keras_mm.build_model(run.model_config()), None)
+    assert {5, 10} <= {line for line, _ in ds.manifest.skipped} and len(ds.manifest) < len(rows)
+    main(["check", "--manifest", keras_mm.datasets.sample_manifest_path()])
+    assert "every row is usable" in capsys.readouterr().out

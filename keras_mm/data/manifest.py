@@ -19,7 +19,7 @@ logger = logging.getLogger("keras_mm")
 _ON_ERROR = ("raise", "skip")
 SPLIT_COLUMN = "split"
 
-__all__ = ["Manifest", "finish_dataset", "from_manifest", "guess_modality", "load_audio_file"]
+__all__ = ["Manifest", "check_manifest", "finish_dataset", "from_manifest", "guess_modality", "load_audio_file"]
 
 
 def _is_url(path):
@@ -90,7 +90,9 @@ class Manifest:
         multilabel: see ``label``.
         on_error: ``"raise"`` (default): a missing or unreadable file raises
             ``ValueError`` naming the row and the path; ``"skip"``: such rows are
-            dropped and counted in ``skipped`` (and logged), never silently.
+            dropped and counted in ``skipped`` (``[(line, problem)]``, and
+            logged), never silently. ``from_manifest(..., on_error="skip")``
+            also drops rows whose files exist but do not load or decode.
         class_names: the label vocabulary in id order. Default: the sorted
             distinct labels of ALL rows (before split filtering). A label
             outside it raises ``ValueError`` naming the row.
@@ -233,6 +235,27 @@ class Manifest:
             return np.array([int(self._cells(row)[0]) for _, row in kept], np.int64)
         index = {n: i for i, n in enumerate(self.class_names)}
         return np.array([index[self._cells(row)[0]] for _, row in kept], np.int64)
+
+    def drop_rows(self, problems):
+        """Remove rows found unusable after reading (``{row index: problem}``), recording them in ``skipped``.
+
+        Used by ``from_manifest(..., on_error="skip")`` for files that exist but
+        do not decode; the rows are logged and counted, never dropped silently.
+        """
+        if not problems:
+            return
+        keep = [i for i in range(len(self.rows)) if i not in problems]
+        self.skipped = sorted(self.skipped + [(self.line_numbers[i], problem) for i, problem in problems.items()])
+        first = min(problems)
+        logger.warning("%s: skipped %d more row(s) whose files do not decode or cannot be used; first: line %d: %s",
+                       self.path, len(problems), self.line_numbers[first], problems[first])
+        if not keep:
+            raise ValueError(f"{self.path}: no usable rows" + (f" in split {self.split!r}" if self.split else "")
+                             + f" ({len(self.skipped)} skipped; first: line {self.skipped[0][0]}: {self.skipped[0][1]}).")
+        self.rows = [self.rows[i] for i in keep]
+        self.line_numbers = [self.line_numbers[i] for i in keep]
+        if self.labels is not None:
+            self.labels = self.labels[keep]
 
     def resolve(self, value):
         """A path from the manifest, relative to the manifest's directory (``gs://...`` paths stay as they are)."""
@@ -384,9 +407,15 @@ def from_manifest(
     manifests tokenize in the pipeline), so epochs do not pay the tokenizer.
 
     Args:
-        path, features, label, split, multilabel, modalities, on_error, class_names: see :class:`Manifest`.
+        path, features, label, split, multilabel, modalities, class_names: see :class:`Manifest`.
             With ``model``, ``features`` defaults to the model's feature names
             and ``class_names`` to the model's (``model.class_names``).
+        on_error: ``"raise"`` (default): the first bad row stops reading or
+            iterating with an error naming it (:func:`check_manifest` lists
+            them all). ``"skip"``: rows with a missing, unreadable or
+            undecodable file (or one the preprocessor cannot use) are dropped
+            before the first epoch, logged and listed in ``ds.manifest.skipped``;
+            finding the undecodable ones reads every file once more, here.
         model: a :class:`MultimodalModel`; supplies modalities, sample rates and the preprocessor.
         preprocessor: a :class:`MultimodalPreprocessor` (default ``model.preprocessor``).
         batch_size: the **global** batch size (split across replicas under a
@@ -426,6 +455,8 @@ def from_manifest(
     if model is None and preprocessor is None and sample_rate is None:
         _warn_default_rate(options)
     decoding = hasattr(preprocessor, "process_decoded_batch_with_status")
+    if on_error == "skip":  # files that exist but do not load or decode: one more pass over them, here
+        manifest.drop_rows(find_unusable_rows(manifest, options, preprocessor if decoding else None))
     if decoding:  # the model's preprocessor: files decoded in the parallel loader, a bad file is an error naming the row
         ds, preprocessor = _preprocessed_dataset(manifest, options, preprocessor, deterministic), None
     else:
@@ -437,6 +468,39 @@ def from_manifest(
     )
     ds.manifest, ds.load_options = manifest, options
     return ds
+
+
+def check_manifest(path, features=None, label="label", *, model=None, preprocessor=None, split=None, multilabel=False,
+                   modalities=None, sample_rate=None, class_names=None):
+    """Every unusable row of a manifest, found in one pass: ``[(line, problem)]`` sorted by line, ``[]`` when all are fine.
+
+    Training stops at the first bad file; run this before a long job (or pass
+    ``on_error="skip"``) to see them all at once: rows with a missing or
+    unreadable file, an empty or unknown label, a file that does not load or
+    decode, or one the model's preprocessor cannot use (e.g. audio with NaN
+    samples). The arguments are those of :func:`from_manifest`; every split
+    is checked unless ``split`` is given.
+
+    Example:
+        >>> import shutil, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = shutil.copytree(os.path.dirname(keras_mm.datasets.sample_manifest_path()), folder, dirs_exist_ok=True)
+        >>> _ = open(os.path.join(folder, "images", "0_08.png"), "wb").write(b"not a png")
+        >>> model = keras_mm.build_model(preset="tiny_attention", num_classes=10)
+        >>> for line, problem in keras_mm.data.check_manifest(os.path.join(folder, "manifest.csv"), model=model):
+        ...     print(line, problem.split(" (")[0])
+        2 image='images/0_08.png'
+    """
+    if model is not None:
+        features = model_feature_columns(features, model)
+        modalities = {**model.modalities, **(modalities or {})}
+        preprocessor = preprocessor or model.preprocessor
+        if class_names is None and getattr(model, "class_names", None):
+            class_names = model.class_names
+    manifest = Manifest(path, features, label, modalities, split, multilabel, "skip", class_names)
+    options = manifest.load_options(model, sample_rate, preprocessor)
+    problems = find_unusable_rows(manifest, options, preprocessor)
+    return sorted(manifest.skipped + [(manifest.line_numbers[i], problem) for i, problem in problems.items()])
 
 
 def check_labels_fit_head(manifest, head):
@@ -702,6 +766,14 @@ def _loaded_rows(manifest, options, deterministic=True, decode=None, retry=None,
     it (default :meth:`Manifest.load_row_tensors`). ``columns``: the
     :func:`_cell_columns` of ``manifest`` when already computed.
     """
+    ds = _mapped_rows(manifest, options, deterministic, decode, columns, ahead)
+    retry = retry or (lambda index: manifest.load_row_tensors(index, options))
+    ds = _raise_naming_failed_rows(ds, manifest, retry, deterministic, keep_index=decode is not None)
+    return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
+
+
+def _mapped_rows(manifest, options, deterministic=True, decode=None, columns=None, ahead=None):
+    """The loading map of :func:`_loaded_rows`, every element led by its row index; a failing row fails its element."""
     cells, filled = columns or _cell_columns(manifest)
     columns = {
         "index": np.arange(len(manifest), dtype=np.int64),
@@ -722,10 +794,55 @@ def _loaded_rows(manifest, options, deterministic=True, decode=None, retry=None,
         return (row["index"], decoded, {f: tf.convert_to_tensor(v) for f, v in filled.items()}, row["ahead"]) + label
 
     load = _without_autograph_if_ours(load, [get_modality(m) for m in manifest.modalities.values()])
-    ds = tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    retry = retry or (lambda index: manifest.load_row_tensors(index, options))
-    ds = _raise_naming_failed_rows(ds, manifest, retry, deterministic, keep_index=decode is not None)
-    return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
+    return tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def _row_problem(manifest, options, preprocessor, index):
+    """Why row ``index`` cannot be used (its file does not load, or decode, or the preprocessor marks it unusable), else ``None``.
+
+    The problem in words, without the ``"<manifest>, line <n>: "`` the errors start with.
+    """
+    where = f"{manifest.path}, line {manifest.line_numbers[index]}: "
+    try:
+        manifest.load_row_tensors(index, options)
+        errors = [_unusable_row_error(manifest, options, preprocessor, index, f) for f in manifest.features] if preprocessor else []
+    except ValueError as error:
+        errors = [error]
+    error = next((e for e in errors if e is not None), None)
+    return None if error is None else str(error).split("\n")[0].removeprefix(where)
+
+
+def find_unusable_rows(manifest, options, preprocessor=None):
+    """``{row index: problem}`` for every row whose files fail to load or decode, or that ``preprocessor`` marks unusable.
+
+    One parallel pass over the files (the loading map of the training
+    pipeline, failures dropped instead of raised), then each suspect row is
+    checked again eagerly, which gives the problem in words. ``from_manifest``
+    runs it for ``on_error="skip"``; :func:`check_manifest` reports it.
+    """
+    decode = None
+    if preprocessor is not None and hasattr(preprocessor, "decode_example"):
+        decode = _without_autograph_if_ours(preprocessor.decode_example, preprocessor.feature_preprocessors.values())
+    ds = _mapped_rows(manifest, options, decode=decode).ignore_errors()
+    suspects = set(range(len(manifest)))
+    if decode is None:
+        for element in ds.map(lambda index, *rest: index).batch(1024):
+            suspects.difference_update(element.numpy().tolist())
+    else:
+        def unusable(index, decoded, filled, ahead, *label):
+            _, statuses = preprocessor.process_decoded_batch_with_status(decoded, filled, {})
+            bad = [filled[f] & tf.not_equal(statuses[f], OK) & tf.not_equal(statuses[f], EMPTY) for f in manifest.features]
+            return index, tf.reduce_any(tf.stack(bad), axis=0)
+
+        unusable = _without_autograph_if_ours(unusable, preprocessor.feature_preprocessors.values())
+        for index, bad in ds.ragged_batch(PREPROCESS_CHUNK).map(unusable).ignore_errors():
+            suspects.difference_update(index.numpy()[~bad.numpy()].tolist())
+    problems = {}
+    for index in sorted(suspects):
+        problem = _row_problem(manifest, options, preprocessor, index)
+        if problem is not None:
+            problems[index] = problem
+    return problems
 
 
 def _without_autograph_if_ours(fn, components):

@@ -319,6 +319,47 @@ def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_p
     assert set(reloads) == {5} and len(reloads) <= 3, reloads
 
 
+def _sample_with_bad_files(tmp_path):
+    """A copy of the sample with a corrupt PNG, a text file as WAV and a missing image; returns (path, the lines using them)."""
+    shutil.copytree(SAMPLE_DIR, tmp_path / "s")
+    path = str(tmp_path / "s" / "manifest.csv")
+    manifest = Manifest(path)
+    rows = manifest.rows
+    bad = {("image", rows[5]["image"]), ("audio", rows[10]["audio"]), ("image", rows[18]["image"])}
+    (tmp_path / "s" / rows[5]["image"]).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "s" / rows[10]["audio"]).write_bytes(b"RIFF, but only in name")
+    (tmp_path / "s" / rows[18]["image"]).unlink()
+    lines = [n for n, row in zip(manifest.line_numbers, rows) if any(row[c] == f for c, f in bad)]
+    return path, lines  # the sample reuses some files: every row using a bad one
+
+
+def test_check_manifest_lists_every_bad_row_in_one_pass(tmp_path, model):
+    path, bad_lines = _sample_with_bad_files(tmp_path)
+    problems = dict(keras_mm.data.check_manifest(path, model=model))
+    assert sorted(problems) == bad_lines and {7, 12, 20} <= set(bad_lines), problems
+    assert problems[7].startswith("image=") and "undecodable" in problems[7]
+    assert problems[12].startswith("cannot load audio=") and "Format not recognised" in problems[12]
+    assert problems[20].startswith("image=") and problems[20].endswith("is missing or unreadable")
+    assert keras_mm.data.check_manifest(sample_manifest_path(), model=model) == []
+
+
+def test_on_error_skip_drops_undecodable_files_and_keeps_labels_aligned(tmp_path, model, caplog):
+    path, bad_lines = _sample_with_bad_files(tmp_path)
+    everything = Manifest(path, on_error="skip")
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        ds = from_manifest(path, model=model, batch_size=64, on_error="skip")
+    assert [line for line, _ in ds.manifest.skipped] == bad_lines
+    assert f"skipped {len(bad_lines) - 1} more row(s)" in caplog.text and "line 7" in caplog.text
+    kept_lines = [n for n in everything.line_numbers if n not in bad_lines]
+    assert ds.manifest.line_numbers == kept_lines
+    expected = [int(everything.labels[everything.line_numbers.index(n)]) for n in kept_lines]
+    assert [int(v) for _, y in ds for v in y.numpy()] == expected
+    # a kept row's values are those of the pipeline without skipping
+    x, _ = next(iter(ds.unbatch()))
+    reference, _ = next(iter(from_manifest(sample_manifest_path(), model=model)))
+    np.testing.assert_allclose(x["image"].numpy(), reference["image"].numpy())
+
+
 def test_integer_labels_are_ids_named_by_class_names(tmp_path):
     path = _write_manifest(tmp_path / "m.csv", [("a", "1", "train"), ("b", "0", "train"), ("c", "2", "val")])
     manifest = Manifest(path, class_names=["zero", "one", "two"])
