@@ -57,7 +57,14 @@ class TrainState:
         (1, {'loss': [0.5]})
     """
 
+    #: what a resumed run must share with the run that wrote the checkpoints besides the weights' shapes
+    IDENTITY = "run_identity.json"
+
     def __init__(self, model, optimizer, strategy, checkpoint_dir=None):
+        # the label order: a checkpoint restored under other class names (same number) fits every shape
+        # but answers with the old ids, silently (a run file's data.class_names reordered: 0.44 -> 0.13)
+        class_names = getattr(model, "class_names", None)
+        self.identity = {"class_names": list(class_names) if class_names else None}
         with strategy.scope():
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.history = TrainingHistory()
@@ -106,6 +113,7 @@ class TrainState:
         latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if not latest:
             return None
+        self._check_identity(latest)
         try:
             self._checkpoint.restore(latest).assert_existing_objects_matched()
         except (ValueError, AssertionError, tf.errors.OpError) as error:
@@ -120,6 +128,20 @@ class TrainState:
             self.history = TrainingHistory(saved["history"], saved["epoch"])
         return latest
 
+    def _check_identity(self, latest):
+        path = os.path.join(self.checkpoint_dir, self.IDENTITY)
+        if not os.path.isfile(path):  # written by runs since 2026-12: older checkpoints are not checked
+            return
+        with open(path) as f:
+            saved = json.load(f)
+        for key, value in self.identity.items():
+            if saved.get(key) != value:
+                raise ValueError(
+                    f"checkpoint_dir {self.checkpoint_dir!r} holds a run trained with {key}={saved.get(key)} (in id order); "
+                    f"this model has {key}={value}. Restoring {latest} would answer with the old ids under the new "
+                    "names. A run resumes only with the labels it started with: delete that folder, or give another "
+                    "checkpoint_dir, to start afresh.")
+
     def end_epoch(self, epoch, logs):
         """Record ``logs`` for ``epoch`` (0-based), mark it done and save a checkpoint when there is a directory."""
         self.history.append(epoch, logs)
@@ -128,9 +150,10 @@ class TrainState:
             return
         self._manager.save(checkpoint_number=epoch + 1)
         if self.chief:
-            temporary = os.path.join(self.checkpoint_dir, "history.json.tmp")
-            with open(temporary, "w") as f:
-                json.dump(self.history.to_dict(), f)
-            os.replace(temporary, os.path.join(self.checkpoint_dir, "history.json"))
+            for name, content in ((self.IDENTITY, self.identity), ("history.json", self.history.to_dict())):
+                temporary = os.path.join(self.checkpoint_dir, name + ".tmp")
+                with open(temporary, "w") as f:
+                    json.dump(content, f)
+                os.replace(temporary, os.path.join(self.checkpoint_dir, name))
         else:
             shutil.rmtree(self._write_dir, ignore_errors=True)

@@ -333,3 +333,20 @@ def test_resuming_with_another_model_says_which_folder_to_clear(tmp_path):
     # was TensorFlow's "Received incompatible tensor with shape ..." with no word of the checkpoint folder
     with pytest.raises(ValueError, match=r"checkpoint_dir .* holds a checkpoint of another model .* delete that folder"):
         keras_mm.train(config("gated"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
+
+
+def test_resuming_under_other_class_names_is_refused(tmp_path):
+    # same shapes, other label order: the restored weights would answer with the old ids under the new names
+    def data(model):
+        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+
+    def config(class_names):
+        return keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), num_classes=3, class_names=class_names)
+
+    keras_mm.train(config(["cat", "dog", "owl"]), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds a run trained with class_names=\['cat', 'dog', 'owl'\] \(in id order\); "
+                                         r"this model has class_names=\['owl', 'dog', 'cat'\].*delete that folder"):
+        keras_mm.train(config(["owl", "dog", "cat"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
+    model, history = keras_mm.train(config(["cat", "dog", "owl"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
+    assert history.epoch == [0, 1]  # the same names resume
