@@ -170,7 +170,8 @@ class Manifest:
         """Class names of every row (all splits), or the caller's ``class_names``."""
         if self.label is None:
             return None
-        cells = {c for _, row in numbered for c in self._cells(row)}
+        # an empty label is a bad row (raised, or skipped), not a class: as one, it shifted every id by one
+        cells = {c for _, row in numbered for c in self._cells(row) if c}
         # integer labels are class ids (named by class_names when given), used as they are
         self.integer_ids = not self.multilabel and bool(cells) and all(_is_int(c) for c in cells)
         if class_names is not None:

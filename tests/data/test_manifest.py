@@ -170,6 +170,17 @@ def test_explicit_class_names_set_the_order_and_reject_unknown_labels(tmp_path):
         Manifest(path, class_names=["dog", "cat"])
 
 
+@pytest.mark.parametrize("labels, names, ids", [
+    (["dog", "", "cat"], ["cat", "dog"], [1, 0]),
+    (["3", "", "10"], None, [3, 10]),  # integer ids stay ids (the empty cell made them strings sorted as text)
+])
+def test_an_empty_label_is_a_skipped_row_not_a_class(tmp_path, labels, names, ids):
+    path = _write_manifest(tmp_path / "m.csv", [(t, lbl, "train") for t, lbl in zip("abc", labels)])
+    manifest = Manifest(path, on_error="skip")
+    assert manifest.class_names == names and manifest.skipped == [(3, "label is empty")]
+    np.testing.assert_array_equal(manifest.labels, ids)
+
+
 def test_unknown_or_empty_split_raises_listing_the_splits(tmp_path):
     path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train"), ("c", "cat", "test")])
     with pytest.raises(ValueError, match=r"split='validation' is not in .*m.csv. Splits: test \(1 rows\), train \(2 rows\)"):
