@@ -34,18 +34,23 @@ def _cmd_export(args):
         sys.exit(f"error: --model {args.model!r} is not a file (expected a .keras model saved by keras_mm)")
     model = keras.models.load_model(args.model, safe_mode=True)
     class_names = args.class_names.split(",") if args.class_names else None
-    version_dir = keras_mm.export_saved_model(
-        model, args.output, version=args.version, class_names=class_names,
-        warmup_samples=model.preprocessor.example_raw(1) if args.warmup else None,
-    )
+    try:
+        version_dir = keras_mm.export_saved_model(
+            model, args.output, version=args.version, class_names=class_names,
+            warmup_samples=model.preprocessor.example_raw(1) if args.warmup else None, overwrite=args.overwrite,
+        )
+    except ValueError as error:
+        _exit_with(error)
     print(version_dir)
 
 
-def _read_inputs(args, metadata):
+def _read_inputs(args, metadata, encoded_audio=False):
     """Raw samples for an export's features: ``--input feature=value`` or the ``--image/--text/--audio`` shorthands.
 
     A feature's modality loads the value (a file for image/audio, the text
-    itself for text); a feature given nothing is sent as missing.
+    itself for text); a feature given nothing is sent as missing. With
+    ``encoded_audio`` (the ``serving_wav`` signature) audio files are sent as
+    their bytes, as that signature takes them.
     """
     from keras_mm.modalities import get_modality
 
@@ -67,6 +72,9 @@ def _read_inputs(args, metadata):
         if modality.reads_files and not modality.is_empty_cell(value) and not os.path.isfile(value):
             sys.exit(f"error: {feature} {value!r}: no such file")
         try:
+            if encoded_audio and modality_name == "audio":
+                samples[feature] = [b"" if modality.is_empty_cell(value) else open(value, "rb").read()]
+                continue
             samples[feature] = [modality.load_cell(value, os.path.abspath, **options)]
         except ValueError as error:
             sys.exit(f"error: {feature} {value!r}: {error}")
@@ -86,9 +94,15 @@ def _cmd_predict(args):
     from keras_mm.export import read_export_metadata
     from keras_mm.export.serving import call_signature, load_saved_model
 
-    metadata = read_export_metadata(args.model)
-    samples = _read_inputs(args, metadata)
-    outputs = call_signature(load_saved_model(args.model), samples, args.signature)
+    if args.signature == "serving_numeric":
+        sys.exit("error: --signature serving_numeric takes preprocessed arrays, not files or text; "
+                 "use serving_default (or serving_wav for WAV bytes)")
+    try:
+        metadata = read_export_metadata(args.model)
+        samples = _read_inputs(args, metadata, encoded_audio=args.signature == "serving_wav")
+        outputs = call_signature(load_saved_model(args.model), samples, args.signature)
+    except ValueError as error:
+        _exit_with(error)
     result = {k: _json_value(np.asarray(v)[0]) for k, v in outputs.items()}
     if metadata.get("class_names") and "class_id" in result and "class_name" not in result:
         result["class_name"] = metadata["class_names"][int(result["class_id"])]
@@ -109,7 +123,11 @@ def _run_file(args, model_required=True):
     if not getattr(args, "manifest", None) or (model_required and not getattr(args, "model", None)):
         sys.exit("error: pass --config RUN_FILE, or --model MODEL.keras with --manifest MANIFEST"
                  + ("" if model_required else ", or --manifest MANIFEST alone"))
-    document = {"data": {"manifest": args.manifest, "test_split": getattr(args, "split", None) or "test", "label": args.label},
+    from keras_mm.data.manifest import split_counts
+
+    # a manifest without a split column (a hold-out set of its own) is scored whole
+    split = getattr(args, "split", None) or ("test" if split_counts(args.manifest) is not None else None)
+    document = {"data": {"manifest": args.manifest, "test_split": split, "label": args.label},
                 "training": {"batch_size": getattr(args, "batch_size", 32)}}
     if getattr(args, "model", None) or getattr(args, "output", None):
         document["output"] = {"dir": getattr(args, "output", None) or os.path.dirname(os.path.abspath(args.model))}
@@ -126,6 +144,21 @@ def _exit_with(error):
     sys.exit(f"error: {error}{hint}")
 
 
+def _input_pipeline_error(error):
+    """The one-line message of a TensorFlow error raised by a bad manifest row in the input pipeline, else ``None``.
+
+    A row that fails while the dataset is iterated surfaces as TensorFlow's
+    ``InvalidArgumentError`` wrapping keras_mm's ``ValueError`` (which names the
+    manifest line), with the Python traceback of the retry appended.
+    """
+    import re
+
+    if not type(error).__module__.startswith("tensorflow") or not hasattr(error, "message"):
+        return None
+    found = re.search(r"ValueError: (.+)", error.message)
+    return found.group(1).strip() if found else None
+
+
 def _cmd_train(args):
     from keras_mm import runfile
 
@@ -133,6 +166,11 @@ def _cmd_train(args):
         runfile.run_training(_run_file(args), verbose=_verbosity(args.verbose))
     except ValueError as error:  # RunFileError is one; so are the encoders' argument errors raised while building
         _exit_with(error)
+    except Exception as error:  # a bad manifest row found while training: one line too
+        message = _input_pipeline_error(error)
+        if message is None:
+            raise
+        _exit_with(ValueError(message + " (data.on_error: skip drops such rows; keras-mm check lists them all)"))
 
 
 def _cmd_evaluate(args):
@@ -149,10 +187,15 @@ def _cmd_evaluate(args):
             model = keras.models.load_model(args.model, safe_mode=True)
         report_dir = None
         if not args.config and not args.output:  # the model's own folder: keep a run's report/ as it is
-            report_dir = os.path.join(run.output.dir, f"report_{run.data.test_split}")
+            report_dir = os.path.join(run.output.dir, f"report_{run.data.test_split or 'all'}")
         runfile.run_evaluation(run, model, split=args.split, report_dir=report_dir)
     except ValueError as error:
         _exit_with(error)
+    except Exception as error:
+        message = _input_pipeline_error(error)
+        if message is None:
+            raise
+        _exit_with(ValueError(message + " (keras-mm check lists every such row)"))
 
 
 def _cmd_check(args):
@@ -207,7 +250,8 @@ def main(argv=None):
     evaluate.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a run-file value")
     evaluate.add_argument("--model", help="a .keras model (default: model.keras in the run's output.dir)")
     evaluate.add_argument("--manifest", help="CSV/JSONL manifest (without --config)")
-    evaluate.add_argument("--split", help="split to score (default: data.test_split, or 'test' without --config)")
+    evaluate.add_argument("--split", help="split to score (default: data.test_split, or without --config 'test', "
+                          "or every row of a manifest without a split column)")
     evaluate.add_argument("--label", default="label", help="label column (without --config)")
     evaluate.add_argument("--batch-size", type=int, default=32, help="batch size (without --config)")
     evaluate.add_argument("--output", help="folder for report/ (without --config; default: report_<split>/ in the model's folder)")
@@ -227,6 +271,7 @@ def main(argv=None):
     export.add_argument("--version", type=int, default=None, help="version number (default: next)")
     export.add_argument("--class-names", default=None, help="comma-separated class names stored with the export")
     export.add_argument("--warmup", action="store_true", help="write TF Serving warm-up requests")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --version")
     export.set_defaults(fn=_cmd_export)
 
     predict = sub.add_parser("predict", help="call an exported SavedModel on files/text (missing inputs are allowed)")

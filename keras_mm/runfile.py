@@ -25,7 +25,7 @@ import keras
 import yaml
 
 from keras_mm.config import ModelConfig
-from keras_mm.data.manifest import Manifest, check_manifest, from_manifest
+from keras_mm.data.manifest import Manifest, check_manifest, from_manifest, split_counts
 from keras_mm.evaluation.report import evaluate
 from keras_mm.export import export_saved_model, export_tflite
 from keras_mm.models.builder import build_model
@@ -401,6 +401,24 @@ class RunFile:
             return manifest.class_names, len(manifest.class_names)
         return None, int(manifest.labels.max()) + 1
 
+    def check_splits(self):
+        """Raise :class:`RunFileError` unless every split the run names is in the manifest (before training, not after it)."""
+        try:
+            counts = split_counts(self.data.manifest)
+        except ValueError as error:
+            raise RunFileError(f"{self.source}: data.manifest: {error}") from None
+        for key in ("train_split", "validation_split", "test_split"):
+            split = getattr(self.data, key)
+            if split is None:
+                continue
+            if counts is None:
+                raise RunFileError(f"{self.source}: data.{key}={split!r}, but {self.data.manifest} has no 'split' column; "
+                                   f"set data.{key}: null" + (" to use every row" if key == "train_split" else ""))
+            if split not in counts:
+                available = ", ".join(f"{name} ({n} rows)" for name, n in counts.items())
+                raise RunFileError(f"{self.source}: data.{key}={split!r} is not a split of {self.data.manifest}. "
+                                   f"Splits: {available}")
+
     def dataset(self, model, split, training=False):
         """The batched ``from_manifest`` dataset of ``split`` for ``model`` (shuffled and augmented when ``training``)."""
         try:
@@ -472,6 +490,7 @@ def run_training(run, verbose="auto"):
     """
     if not run.model:
         raise RunFileError(f"{run.source}: training needs a model section (model.preset or model.encoders).")
+    run.check_splits()  # a misspelt test_split used to surface only after training
     keras.utils.set_random_seed(run.training.seed)
     config = run.model_config()
     validation = run.data.validation_split
@@ -516,7 +535,7 @@ def run_evaluation(run, model=None, history=None, split=None, verbose=True, repo
     """
     own_split = run.data.test_split or run.data.validation_split
     split = split or own_split
-    if split is None:
+    if split is None and split_counts(run.data.manifest) is not None:  # without a split column: every row is scored
         raise RunFileError(f"{run.source}: data.test_split (or data.validation_split) names no split to evaluate on.")
     if model is None:
         path = os.path.join(run.output.dir, "model.keras")

@@ -46,6 +46,22 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
                               "--image", str(tmp_path / "nope.png")], capture_output=True, text=True)
     assert missing.returncode != 0 and "error: image" in missing.stderr and "nope.png': no such file" in missing.stderr
     assert "Traceback" not in missing.stderr  # was TensorFlow's NotFoundError with its traceback
+    # serving_wav takes the file's bytes (it was sent the decoded waveform's float bytes: "undecodable")
+    wav_out = json.loads(run_cli("predict", "--model", str(tmp_path / "served"), "--audio", str(wav), "--signature",
+                                 "serving_wav", "--compact"))
+    assert wav_out["audio_status"] == "ok" and wav_out["audio_present"] == 1.0
+    # mistakes are one error line, no traceback
+    for args, expected in [
+        (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "nope"],
+         "error: signature 'nope' is not in this export. Signatures: serving_default, serving_numeric, serving_wav"),
+        (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "serving_numeric"],
+         "error: --signature serving_numeric takes preprocessed arrays"),
+        (["predict", "--model", str(tmp_path), "--text", "x"], "error: "),
+        (["export", "--model", model_path, "--output", str(tmp_path / "served"), "--version", "1"], "error: "),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "keras_mm.cli", *args], capture_output=True, text=True)
+        assert result.returncode != 0 and expected in result.stderr and "Traceback" not in result.stderr, (args, result.stderr[-2000:])
+    run_cli("export", "--model", model_path, "--output", str(tmp_path / "served"), "--version", "1", "--overwrite")
 
 
 def test_export_reports_a_missing_model_file(tmp_path):
@@ -150,3 +166,51 @@ def test_check_lists_every_unusable_row_and_a_run_file_can_skip_them(tmp_path, c
     assert {5, 10} <= {line for line, _ in ds.manifest.skipped} and len(ds.manifest) < len(rows)
     main(["check", "--manifest", keras_mm.datasets.sample_manifest_path()])
     assert "every row is usable" in capsys.readouterr().out
+
+
+def test_train_stops_on_a_bad_row_or_a_misspelt_split_with_one_error_line(tmp_path, monkeypatch):
+    import shutil
+
+    from keras_mm.cli import main
+    from keras_mm.data import Manifest
+
+    monkeypatch.delenv("KERAS_MM_TRACEBACK", raising=False)
+    shutil.copytree(keras_mm.datasets.SAMPLE_DIR, tmp_path / "s")
+    manifest = tmp_path / "s" / "manifest.csv"
+    first = Manifest(str(manifest), split="train").rows[0]
+    (tmp_path / "s" / first["image"]).write_bytes(b"not an image")
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"model: {{preset: tiny_attention, num_classes: 10}}\ndata: {{manifest: {manifest}, test_split: test}}\n"
+                        "training: {epochs: 1}\noutput: {dir: out}\n")
+    # before training: a misspelt split (it surfaced only after training, when the report was written)
+    with pytest.raises(SystemExit, match=r"^error: .*run.yaml: data.test_split='tst' is not a split of .*manifest.csv\. "
+                                         r"Splits: test \(100 rows\), train \(200 rows\), val \(50 rows\)$"):
+        main(["train", "--config", str(run_file), "--set", "data.test_split=tst"])
+    assert not (tmp_path / "out").exists()
+    # while training: a corrupt image (was TensorFlow's InvalidArgumentError with ~1,200 lines of traceback)
+    with pytest.raises(SystemExit, match=rf"^error: .*manifest.csv, line 2: image='{first['image']}' .* undecodable .*"
+                                         r"keras-mm check lists them all\)\n\(set KERAS_MM_TRACEBACK=1"):
+        main(["train", "--config", str(run_file)])
+
+
+def test_evaluate_scores_every_row_of_a_manifest_without_a_split_column(tmp_path):
+    import csv
+
+    from keras_mm.cli import main
+
+    sample = keras_mm.datasets.sample_manifest_path()
+    with open(sample, newline="") as f:
+        rows = list(csv.DictReader(f))[:20]
+    holdout = tmp_path / "holdout.csv"  # a hold-out set of its own: no split column (it asked for split 'test')
+    with open(holdout, "w", newline="") as f:
+        writer = csv.DictWriter(f, ["image", "text", "audio", "label"])
+        writer.writeheader()
+        root = os.path.dirname(sample)
+        for row in rows:
+            writer.writerow({"image": os.path.join(root, row["image"]), "text": row["text"],
+                             "audio": os.path.join(root, row["audio"]), "label": row["label"]})
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=10)
+    model.save(str(tmp_path / "m.keras"))
+    main(["evaluate", "--model", str(tmp_path / "m.keras"), "--manifest", str(holdout)])
+    report = json.loads((tmp_path / "report_all" / "report.json").read_text())
+    assert report["split"] is None and sum(c["support"] for c in report["per_class"]) == 20

@@ -19,7 +19,7 @@ logger = logging.getLogger("keras_mm")
 _ON_ERROR = ("raise", "skip")
 SPLIT_COLUMN = "split"
 
-__all__ = ["Manifest", "check_manifest", "finish_dataset", "from_manifest", "guess_modality", "load_audio_file"]
+__all__ = ["Manifest", "check_manifest", "finish_dataset", "from_manifest", "guess_modality", "load_audio_file", "split_counts"]
 
 
 def _is_url(path):
@@ -35,7 +35,24 @@ def _read_rows(path):
         text = io.TextIOWrapper(io.BytesIO(f.read()), encoding="utf-8-sig", newline="")
     if path.endswith((".jsonl", ".json")):
         return [json.loads(line) for line in text if line.strip()]
-    return list(csv.DictReader(text))
+    # skipinitialspace: "image, text, label" (spaces after the commas) names the columns "text", not " text"
+    return list(csv.DictReader(text, skipinitialspace=True))
+
+
+def split_counts(path):
+    """``{split: rows}`` of a manifest's ``split`` column, or ``None`` when it has none (read without checking the rows).
+
+    Example:
+        >>> keras_mm.data.manifest.split_counts(keras_mm.datasets.sample_manifest_path())
+        {'test': 100, 'train': 200, 'val': 50}
+    """
+    rows = _read_rows(os.fspath(path))
+    if not rows or SPLIT_COLUMN not in rows[0]:
+        return None
+    counts = {}
+    for row in rows:
+        counts[row.get(SPLIT_COLUMN)] = counts.get(row.get(SPLIT_COLUMN), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: str(kv[0])))
 
 
 def _warn_near_duplicate_labels(path, labels):
@@ -732,9 +749,11 @@ def _preprocess_ahead(manifest, preprocessor, cells):
 
 def _unusable_row_error(manifest, options, preprocessor, index, feature):
     """``ValueError`` naming row ``index`` when the model's preprocessor marks its ``feature`` unusable (the reason from its status); else ``None``."""
-    raw = {f: tf.expand_dims(v, 0) for f, v in manifest.load_row_tensors(index, options).items()}
-    _, statuses = preprocessor.process_batch_with_status(raw)
-    reason = SAMPLE_STATUSES[int(statuses[feature][0])]
+    raw = manifest.load_row_tensors(index, options)[feature]
+    # the feature's own preprocessor: the multimodal one also logs serving's "a sample was marked missing
+    # (the other samples are unaffected)", which read as if training had gone on without the file
+    _, status = preprocessor.feature_preprocessors[feature].process_batch_with_status(tf.expand_dims(raw, 0))
+    reason = SAMPLE_STATUSES[int(status[0])]
     if reason in ("ok", "empty"):
         return None
     column = manifest.features[feature]

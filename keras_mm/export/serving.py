@@ -143,6 +143,17 @@ def load_saved_model(path):
     return tf.saved_model.load(latest_version_dir(path))
 
 
+def _as_bytes(value, feature, signature_name):
+    """One string input's bytes: ``str`` as UTF-8, ``bytes`` as they are; anything else is an error (``bytes()`` of a
+    float waveform made silent non-WAV bytes for ``serving_wav``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, np.bytes_)):
+        return bytes(value)
+    raise ValueError(f"signature {signature_name!r}: {feature} takes bytes (encoded files) or text, got "
+                     f"{type(value).__name__}{getattr(value, 'shape', '')}; e.g. open(path, 'rb').read()")
+
+
 def call_signature(loaded, samples, signature_name="serving_default"):
     """Call a loaded export's signature with ``{feature: list of raw values}``; numpy outputs.
 
@@ -156,13 +167,18 @@ def call_signature(loaded, samples, signature_name="serving_default"):
         >>> out["class_name"].shape, out["image_status"].tolist()
         ((2,), [b'ok', b'empty'])
     """
+    if signature_name not in loaded.signatures:
+        raise ValueError(f"signature {signature_name!r} is not in this export. Signatures: {', '.join(sorted(loaded.signatures))}")
     fn = loaded.signatures[signature_name]
     specs = fn.structured_input_signature[1]
+    missing = sorted(set(specs) - set(samples))
+    if missing:
+        raise ValueError(f"signature {signature_name!r} takes {', '.join(sorted(specs))}; not given: {', '.join(missing)}")
     kwargs = {}
     for feature, spec in specs.items():
         values = samples[feature]
         if spec.dtype == tf.string:
-            kwargs[feature] = tf.constant([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], tf.string)
+            kwargs[feature] = tf.constant([_as_bytes(v, feature, signature_name) for v in values], tf.string)
         elif spec.shape.rank == 2 and spec.dtype == tf.float32 and not isinstance(values, np.ndarray):
             kwargs[feature] = tf.constant(pad_and_stack(values))
         else:
