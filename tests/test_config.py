@@ -85,3 +85,12 @@ def test_class_names_set_num_classes_and_survive_a_keras_reload(tmp_path):
         keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), class_names=["a", "b"], num_classes=3)
     with pytest.raises(ValueError, match="class_names: head='regression' has no classes to name"):
         keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), head="regression", class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("encoder", ["small_cnn", "mobilenet_v2"])
+@pytest.mark.parametrize("image_size", [-3, [0, 4], "big", [32, 32, 3]])
+def test_a_bad_image_size_names_the_field(encoder, image_size):
+    # was TensorFlow's "Cannot convert '(-3, -3, 3)' to a shape" from deep inside the encoder
+    spec = {"name": encoder, "image_size": image_size, **({"weights": None} if encoder != "small_cnn" else {})}
+    with pytest.raises(ValueError, match=r"image_size=.* must be a positive size: an int, or \(height, width\)\."):
+        keras_mm.build_model(encoders={"image": spec}, num_classes=2)

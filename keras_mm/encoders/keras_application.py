@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_mm.encoders.base import Encoder
 from keras_mm.encoders.pretrained_weights import load_pretrained_weights
-from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, validate_background
+from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, image_size_pair, validate_background
 from keras_mm.registry import register_encoder
 
 _POOLINGS = ("avg", "max")
@@ -49,11 +49,7 @@ class KerasApplicationEncoder(Encoder):
         **kwargs,
     ):
         super().__init__(trainable=trainable, **kwargs)
-        if image_size is None:
-            image_size = self.default_image_size
-        if isinstance(image_size, int):
-            image_size = (image_size, image_size)
-        self.image_size = tuple(int(s) for s in image_size)
+        self.image_size = image_size_pair(self.default_image_size if image_size is None else image_size)
         if pooling not in _POOLINGS:
             raise ValueError(f"pooling={pooling!r} is not supported. Allowed: {', '.join(_POOLINGS)}")
         if weights is not None and not isinstance(weights, (str, os.PathLike)):

@@ -3,7 +3,7 @@
 import keras
 
 from keras_mm.encoders.base import Encoder
-from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, validate_background
+from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, image_size_pair, validate_background
 from keras_mm.registry import register_encoder
 
 
@@ -29,11 +29,9 @@ class SmallCNNEncoder(Encoder):
 
     def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, background=WHITE, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(image_size, int):
-            image_size = (image_size, image_size)
         if not filters:
             raise ValueError("filters must name at least one block, e.g. (16, 32).")
-        self.image_size = tuple(int(s) for s in image_size)
+        self.image_size = image_size_pair(image_size)
         self.filters = tuple(int(f) for f in filters)
         self.dropout = float(dropout)
         self.background = validate_background(background)

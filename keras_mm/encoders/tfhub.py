@@ -35,7 +35,7 @@ from keras.src.saving import serialization_lib
 
 from keras_mm.encoders.base import Encoder
 from keras_mm.naming import PADDING_MASK, TOKEN_IDS
-from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, validate_background
+from keras_mm.preprocessing.image import WHITE, ImagePreprocessor, image_size_pair, validate_background
 from keras_mm.preprocessing.text import BertTextPreprocessor, read_vocabulary
 from keras_mm.registry import register_encoder
 
@@ -304,7 +304,7 @@ class TFHubEncoder(Encoder):
             if None in fixed:
                 raise ValueError(f"{self.handle!r} accepts any image size: pass image_size=(height, width).")
             image_size = fixed
-        image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        image_size = image_size_pair(image_size)
         if None not in fixed and image_size != fixed:
             raise ValueError(f"image_size={image_size} does not match {self.handle!r}, which takes {fixed}.")
         low, high = (float(v) for v in value_range)

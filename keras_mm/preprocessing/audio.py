@@ -182,6 +182,9 @@ class WaveformPreprocessor(FeaturePreprocessor):
         super().__init__(feature)
         self.num_samples = int(num_samples)
         self.sample_rate = int(sample_rate)
+        for name, value in (("num_samples", self.num_samples), ("sample_rate", self.sample_rate)):
+            if value < 1:
+                raise ValueError(f"feature {feature!r}: {name}={value} must be a positive integer.")
 
     def example_rank_of(self, value):
         # one clip is a float waveform [N] or a WAV file's bytes (a scalar string)

@@ -12,6 +12,27 @@ from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, status_of_decod
 WHITE = (255, 255, 255)
 
 
+def image_size_pair(image_size, field="image_size"):
+    """``(height, width)`` of an int or a pair; anything else, or a size below 1, is a ``ValueError`` naming ``field``.
+
+    Example:
+        >>> from keras_mm.preprocessing.image import image_size_pair
+        >>> image_size_pair(32), image_size_pair([64, 48])
+        ((32, 32), (64, 48))
+        >>> image_size_pair(-3)
+        Traceback (most recent call last):
+        ValueError: image_size=-3 must be a positive size: an int, or (height, width).
+    """
+    try:
+        pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        valid = len(pair) == 2 and all(float(s).is_integer() and s >= 1 for s in pair)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{field}={image_size!r} must be a positive size: an int, or (height, width).")
+    return tuple(int(s) for s in pair)
+
+
 def validate_background(background, field="background"):
     """Check an RGB background colour and return it as a tuple of 3 ints.
 
@@ -325,7 +346,7 @@ class ImagePreprocessor(FeaturePreprocessor):
 
     def __init__(self, feature, image_size, background=WHITE):
         super().__init__(feature)
-        self.image_size = tuple(int(s) for s in image_size)
+        self.image_size = image_size_pair(image_size)
         self.background = validate_background(background)
 
     def process_batch(self, raw):

@@ -423,3 +423,11 @@ def test_unusable_audio_in_a_training_manifest_is_an_error_naming_the_row(tmp_pa
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"m.csv, line 4: audio='nan.wav' .* cannot be used: not_finite_or_too_loud"):
         for _ in ds:
             pass
+
+
+def test_spaces_after_the_commas_of_a_csv_are_not_part_of_the_names(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("text, label, split\na dog, dog, train\na cat, cat, train\n")
+    manifest = Manifest(str(path), split="train")  # was: split='train' asked for but there is no 'split' column
+    assert manifest.features == {"text": "text"} and manifest.class_names == ["cat", "dog"]
+    assert manifest.load_row(0)["text"] == "a dog"
