@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
 from keras_mm.preprocessing.audio import resample
+from keras_mm.preprocessing.wav import decode_wav_mono, wav_header
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -46,10 +47,11 @@ def read_audio(path, sample_rate):
 def decode_audio(data, path=""):
     """Encoded audio bytes -> ``(mono float32 waveform [n], sample rate int32)``.
 
-    16-bit PCM WAV (what ``tf.audio.decode_wav`` reads) is decoded by
-    TensorFlow ops; anything else (FLAC, OGG, MP3, 24-bit or float WAV) by
-    soundfile (librosa's decoder) in Python through ``tf.numpy_function``. A
-    file neither can decode raises ``ValueError`` naming ``path``. Channels are
+    WAV (PCM 8/16/24/32-bit, float 32/64-bit) is decoded by TensorFlow ops,
+    :func:`keras_mm.preprocessing.wav.decode_wav_mono`, the decoder serving
+    uses too; anything else (FLAC, OGG, MP3, ADPCM WAV) by soundfile
+    (librosa's decoder) in Python through ``tf.numpy_function``. A file
+    neither can decode raises ``ValueError`` naming ``path``. Channels are
     averaged, as ``librosa.load(mono=True)`` does.
 
     Example:
@@ -58,26 +60,9 @@ def decode_audio(data, path=""):
         (array([0.5, 0.5, 0.5, 0.5, 0.5], dtype=float32), 8000)
     """
     data = tf.convert_to_tensor(data, tf.string)
-
-    def in_graph():
-        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-        return tf.reduce_mean(audio, axis=1), tf.cast(rate, tf.int32)
-
-    return tf.cond(_is_pcm16_wav(data), in_graph, lambda: _decode_in_python(data, path))
-
-
-def _is_pcm16_wav(data):
-    """Whether the header is one ``tf.audio.decode_wav`` accepts: RIFF/WAVE, a 16- or 18-byte PCM fmt chunk, 16 bits."""
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 36), b"\0" * 36]), 0, 36)
-    fmt_size = tf.io.decode_raw(tf.strings.substr(head, 16, 4), tf.int32, little_endian=True)[0]
-    fields = tf.io.decode_raw(tf.strings.substr(head, 20, 16), tf.uint16, little_endian=True)
-    return (
-        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF")
-        & tf.equal(tf.strings.substr(head, 8, 8), b"WAVEfmt ")
-        & ((fmt_size == 16) | (fmt_size == 18))
-        & tf.equal(fields[0], 1)  # PCM
-        & tf.equal(fields[7], 16)  # bits per sample
-    )
+    # a truncated WAV stays with the WAV decoder, which raises: soundfile would read it silently, cut short
+    header = wav_header(data)
+    return tf.cond(header["wav"], lambda: decode_wav_mono(data, header), lambda: _decode_in_python(data, path))
 
 
 def _decode_in_python(data, path):
@@ -92,7 +77,7 @@ def _decode_in_python(data, path):
         except Exception as error:  # noqa: BLE001  -- soundfile raises several types; re-raised with the file named
             name = path_bytes.decode("utf-8", "replace") or "audio bytes"
             reason = str(error).replace(repr(buffer), name)
-            raise ValueError(f"cannot decode {name} as audio (16-bit PCM WAV or a format soundfile reads): {reason}") from error
+            raise ValueError(f"cannot decode {name} as audio (WAV or a format soundfile reads): {reason}") from error
         return audio.mean(axis=1).astype(np.float32), np.int32(rate)
 
     wave, rate = tf.numpy_function(decode, [data, tf.convert_to_tensor(path, tf.string)], [tf.float32, tf.int32],

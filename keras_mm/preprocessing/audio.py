@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
 from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, status_of_decoded
+from keras_mm.preprocessing.wav import decode_wav_mono
 
 
 MAX_ABS_AMPLITUDE = 1e6
@@ -67,26 +68,27 @@ def fit_waveforms_with_status(waveforms, num_samples):
 
 
 def decode_wav(data, sample_rate):
-    """Decode one 16-bit PCM WAV file (bytes) to a mono float32 waveform ``[n]`` at ``sample_rate``.
+    """Decode one WAV file (bytes) to a mono float32 waveform ``[n]`` at ``sample_rate``.
 
-    Channels are averaged; a file at another rate is resampled with
-    :func:`resample`. Raises for corrupt or non-PCM-16 data (callers isolate
-    it per sample). The one WAV decoder of keras_mm: manifests, the
-    ``serving_wav`` signature and ``model.preprocessor`` all use it.
+    PCM 8/16/24/32-bit or float 32/64-bit (:func:`keras_mm.preprocessing.wav.decode_wav_mono`,
+    the one WAV decoder of keras_mm: manifests, the ``serving_wav`` signature
+    and ``model.preprocessor`` all use it). Channels are averaged; a file at
+    another rate is resampled with :func:`resample`. Raises for corrupt,
+    truncated or other data (callers isolate it per sample).
 
     Example:
         >>> wav = tf.audio.encode_wav(tf.zeros([8000, 2]), 8000)
         >>> decode_wav(wav, 16000).shape
         TensorShape([16000])
     """
-    audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-    return resample(tf.reduce_mean(audio, axis=1), rate, sample_rate)
+    wave, rate = decode_wav_mono(data)
+    return resample(wave, rate, sample_rate)
 
 
 def decode_wav_batch(wav_bytes, num_samples, sample_rate):
     """Decode WAV bytes ``[batch]`` with :func:`decode_wav` and fit them to ``[batch, num_samples]``.
 
-    Returns ``(waveforms, status)``: corrupt, empty or non-PCM-16 files, and
+    Returns ``(waveforms, status)``: corrupt, empty or truncated files, and
     file paths sent instead of the bytes, give zeros and a status saying why
     (:mod:`keras_mm.preprocessing.status`); the other samples are untouched.
 

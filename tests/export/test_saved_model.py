@@ -61,6 +61,20 @@ def test_wav_signature_parity(trained_model, exported):
     loaded = load_saved_model(exported[0])
     from_wave = call_signature(loaded, raw)["probabilities"]
     np.testing.assert_allclose(report["served"]["probabilities"], from_wave, atol=1e-3)
+    # 24-bit and float WAV are decoded too (they were "undecodable" while training manifests read them)
+    import io
+
+    import soundfile
+
+    for subtype in ("PCM_24", "FLOAT"):
+        encoded = []
+        for w in raw["audio"]:
+            buffer = io.BytesIO()
+            soundfile.write(buffer, np.asarray(w), 16000, subtype=subtype, format="WAV")
+            encoded.append(buffer.getvalue())
+        out = call_signature(loaded, {**raw, "audio": encoded}, "serving_wav")
+        assert out["audio_status"].tolist() == [b"ok"] * 3
+        np.testing.assert_allclose(out["probabilities"], from_wave, atol=1e-5 if subtype == "FLOAT" else 1e-4)
 
 
 def test_versions_increment_and_existing_version_is_protected(trained_model, tmp_path):
