@@ -302,14 +302,14 @@ class MFCC(keras.layers.Layer):
         mel = self._mel(tf.pad(x, [[0, 0], [pad, pad]]))
         batch = tf.shape(mel)[0]
         num_frames = mel.shape[1] if mel.shape[1] is not None else tf.shape(mel)[1]
-        # librosa's power_to_db: 10 log10(max(mel, 1e-10)), then at most top_db below the clip's peak. The
-        # floor is applied to the power before the (monotonic) log: one pass instead of three.
-        per_clip = tf.reshape(mel, [batch, -1])
-        floor = tf.constant(1e-10, tf.float32)
+        # librosa's power_to_db: 10 log10(max(mel, 1e-10)), then at most top_db below the clip's peak, with the
+        # floors applied in dB: -100 and peak - top_db are float16 numbers, while 1e-10 (and a floor of
+        # peak * 1e-8 on the power) is 0 in a float16 TFLite export, where log(0) gave NaN for silent frames.
+        per_clip = tf.math.log(tf.reshape(mel, [batch, -1])) * tf.constant(10.0 / np.log(10.0), tf.float32)
+        floor = tf.constant(-100.0, tf.float32)  # 10 log10(1e-10)
         if self.top_db is not None:
-            peak = tf.reduce_max(per_clip, axis=1, keepdims=True)
-            floor = tf.maximum(floor, peak * tf.constant(10.0 ** (-self.top_db / 10.0), tf.float32))
-        log_mel = tf.math.log(tf.maximum(per_clip, floor)) * tf.constant(10.0 / np.log(10.0), tf.float32)
+            floor = tf.maximum(floor, tf.reduce_max(per_clip, axis=1, keepdims=True) - self.top_db)
+        log_mel = tf.reshape(tf.maximum(per_clip, floor), [-1, self.n_mels])
         # DCT-II (orthonormal) as a matmul: identical to tf.signal.dct(type=2,
         # norm="ortho")[..., :n_mfcc], and it converts to TFLite built-in ops.
         coefficients = tf.matmul(tf.reshape(log_mel, [-1, self.n_mels]), tf.constant(self._dct_matrix))

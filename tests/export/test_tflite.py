@@ -28,6 +28,21 @@ def test_tflite_modes_drift_against_keras(trained_model, numeric_batch, tmp_path
     assert set(got) >= {"probabilities", "class_id", "valid", "modality_weights"}
 
 
+@pytest.mark.parametrize("quantization", [None, "float16"])
+def test_silent_stretches_and_short_clips_stay_finite(trained_model, tmp_path, quantization):
+    # float16 stored the MFCC's power floor (1e-10) as 0: log(0) made NaN for every zero-padded clip
+    raw = trained_model.preprocessor.example_raw(3, seed=4)
+    audio = np.array(raw["audio"], dtype="float32")
+    audio[1, 200:900] = 0.0  # digital silence inside the clip
+    audio[2, audio.shape[1] // 3:] = 0.0  # a short clip, zero-padded
+    batch = {k: np.asarray(v) for k, v in trained_model.preprocessor.process_batch({**raw, "audio": audio}).items()}
+    path = str(tmp_path / f"model_{quantization}.tflite")
+    keras_mm.export_tflite(trained_model, path, quantization=quantization)
+    got = TFLiteModel(path).predict(batch)["probabilities"]
+    assert np.isfinite(got).all(), got
+    np.testing.assert_allclose(got, trained_model.predict(batch, verbose=0), atol=1e-5 if quantization is None else 1e-2)
+
+
 def test_int8_needs_representative_data(trained_model, tmp_path):
     with pytest.raises(ValueError, match="needs representative_data"):
         keras_mm.export_tflite(trained_model, str(tmp_path / "m.tflite"), quantization="int8")
