@@ -70,6 +70,17 @@ class Registry:
                         f"{self.kind} '{name}' is already registered to "
                         f"{existing.__module__}.{existing.__qualname__}."
                     )
+            if self.keras_serializable:
+                # A saved model names its classes "keras_mm>ClassName": a second class of that name (a user's
+                # ConcatFusion registered as "concat_v2") silently took over loading models built with the first.
+                taken = keras.saving.get_registered_object(f"{PACKAGE}>{cls.__name__}")
+                if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+                    raise ValueError(
+                        f"{self.kind} '{name}': the class name {cls.__name__!r} is already used by "
+                        f"{taken.__module__}.{taken.__qualname__}, and saved models name classes by it, so a .keras "
+                        f"file could not tell the two apart. Give the class another name (e.g. "
+                        f"{cls.__name__}{name.title().replace('_', '')})."
+                    )
             cls.registered_name_in_zoo = name
             if self.keras_serializable:
                 keras.saving.register_keras_serializable(package=PACKAGE, name=cls.__name__)(cls)

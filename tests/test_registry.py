@@ -63,3 +63,17 @@ def test_custom_fusion_is_usable_by_name():
         fusion="test_sum", num_classes=2,
     )
     assert model.fusion.output_dim == 4
+
+
+def test_a_class_named_like_a_builtin_cannot_take_over_its_saved_models():
+    # a user's ConcatFusion registered as "concat_v2" used to become what models built with the built-in
+    # "concat" reloaded as: keras_mm>ConcatFusion named both
+    class ConcatFusion(keras_mm.fusions.Fusion):
+        def compute_output_dim(self, input_dims):
+            return sum(input_dims.values())
+
+    with pytest.raises(ValueError, match=r"fusion 'concat_v2': the class name 'ConcatFusion' is already used by "
+                                         r"keras_mm.fusions.concat.ConcatFusion.*Give the class another name"):
+        keras_mm.register_fusion("concat_v2")(ConcatFusion)
+    assert "concat_v2" not in keras_mm.list_fusions()
+    assert keras.saving.get_registered_object("keras_mm>ConcatFusion").__module__ == "keras_mm.fusions.concat"
