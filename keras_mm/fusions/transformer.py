@@ -30,6 +30,9 @@ class TransformerFusion(Fusion):
     """
 
     example_config = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "intermediate_dim": 16}
+    # Transformer layers are trained with a learning-rate warm-up as a rule; here 2 epochs (at most a tenth
+    # of the run) measured +0.008 on OpenClipart and +0.010 on AV-Digits (3 seeds each, README).
+    recipe = {"learning_rate": 1e-3, "warmup_epochs": 2}
 
     def __init__(self, hidden_dim=128, num_layers=2, num_heads=4, intermediate_dim=256, dropout=0.0, **kwargs):
         super().__init__(**kwargs)

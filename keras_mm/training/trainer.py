@@ -184,7 +184,7 @@ def train(
         global_batch_size = _batch_size(train_data)
     known = int(train_data.cardinality().numpy())
     steps_per_epoch = known if known > 0 else None
-    optimizer = _optimizer(optimizer, _learning_rate(learning_rate, model, steps_per_epoch), mixed_precision, strategy)
+    optimizer = _optimizer(optimizer, _learning_rate(learning_rate, model, steps_per_epoch, epochs), mixed_precision, strategy)
     steps_class = _steps_class(balance, model)
     if steps_class is TrainingSteps:  # "auto" that chose no balance: its options have nothing to configure
         balance_options = {}
@@ -264,13 +264,22 @@ def _dataset_for(data, model):
     return data
 
 
-def _learning_rate(learning_rate, model, steps_per_epoch):
-    """The caller's learning rate, else the fusion recipe's (with its linear warm-up when the epoch length is known)."""
+#: a recipe's warm-up takes at most this fraction of the run (2 warm-up epochs would never end in a 1-epoch run)
+MAX_WARMUP_FRACTION = 0.1
+
+
+def _learning_rate(learning_rate, model, steps_per_epoch, epochs=None):
+    """The caller's learning rate, else the fusion recipe's (with its linear warm-up when the epoch length is known).
+
+    The warm-up lasts ``warmup_epochs``, at most ``MAX_WARMUP_FRACTION`` of ``epochs``.
+    """
     if learning_rate is not None:
         return learning_rate
     recipe = dict(getattr(getattr(model, "fusion", None), "recipe", None) or {})
     rate = float(recipe.get("learning_rate", DEFAULT_LEARNING_RATE))
     warmup_epochs = float(recipe.get("warmup_epochs", 0))
+    if epochs:
+        warmup_epochs = min(warmup_epochs, MAX_WARMUP_FRACTION * epochs)
     if warmup_epochs > 0 and steps_per_epoch:
         return LinearWarmup(rate, max(1, int(round(warmup_epochs * steps_per_epoch))))
     return rate

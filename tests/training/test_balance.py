@@ -181,6 +181,12 @@ def test_fusion_recipe_sets_the_default_learning_rate_with_warmup(monkeypatch):
     assert [float(schedule(s)) for s in (0, 9, 50)] == pytest.approx([3e-5, 3e-4, 3e-4])
     assert _learning_rate(None, model, steps_per_epoch=None) == 3e-4
     assert _learning_rate(1e-2, model, steps_per_epoch=5) == 1e-2
+    # at most a tenth of the run: 20 epochs keep the 2 warm-up epochs, 5 epochs get half an epoch
+    assert _learning_rate(None, model, steps_per_epoch=5, epochs=20).steps == 10
+    assert _learning_rate(None, model, steps_per_epoch=10, epochs=5).steps == 5
+    from keras_mm.fusions.transformer import TransformerFusion
+
+    assert TransformerFusion.recipe == {"learning_rate": 1e-3, "warmup_epochs": 2}
 
 
 @pytest.mark.parametrize("balance", ["ogm_ge", "gradient_blending"])
