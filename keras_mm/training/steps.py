@@ -117,15 +117,23 @@ class TrainingSteps:
         self._update_metrics(self.train_loss, self.train_metrics, y, outputs, sample_weight)
 
     def eval_step(self, batch):
-        x, y, _ = unpack(batch)
-        self._update_metrics(self.val_loss, self.val_metrics, y, self.model(x, training=False))
+        # a weight, if any, counts rows: 0 for the rows that pad a final partial batch under several replicas
+        x, y, weight = unpack(batch)
+        self._update_metrics(self.val_loss, self.val_metrics, y, self.model(x, training=False), row_weight=weight)
 
-    def _update_metrics(self, loss_metric, metrics, y, outputs, sample_weight=None):
+    def _update_metrics(self, loss_metric, metrics, y, outputs, sample_weight=None, row_weight=None):
         pred = main_output(outputs)
         per_example = self.per_example_loss(y, pred, sample_weight)
-        loss_metric.update_state(tf.reduce_mean(per_example), sample_weight=tf.cast(tf.shape(per_example)[0], tf.float32))
+        if row_weight is None:
+            loss_metric.update_state(tf.reduce_mean(per_example), sample_weight=tf.cast(tf.shape(per_example)[0], tf.float32))
+            for metric in metrics:
+                metric.update_state(y, pred)
+            return
+        row_weight = tf.cast(row_weight, per_example.dtype)
+        total = tf.reduce_sum(row_weight)
+        loss_metric.update_state(tf.math.divide_no_nan(tf.reduce_sum(per_example * row_weight), total), sample_weight=total)
         for metric in metrics:
-            metric.update_state(y, pred)
+            metric.update_state(y, pred, sample_weight=row_weight)
 
     def _distributed_train_step(self, batch):
         self.strategy.run(self.train_step, args=(batch,))

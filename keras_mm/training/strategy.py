@@ -93,14 +93,17 @@ def _sharded_by_file(dataset):
     return dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.FILE
 
 
-def distribute_global_batches(strategy, dataset, global_batch_size):
+def distribute_global_batches(strategy, dataset, global_batch_size, pad_partial=False):
     """Distribute a dataset of **global** batches so every step sees exactly that global batch.
 
     Each worker keeps its slice of every global batch and splits it into one
     chunk per local replica, in order, so replica ``r`` of worker ``w`` gets
     rows ``[(w*R + r) * b, (w*R + r + 1) * b)`` with ``b = global / replicas``:
     the same examples per step as single-device training. Batches whose size
-    does not split evenly (a final partial batch) are dropped with more than one replica.
+    does not split evenly (a final partial batch) are dropped with more than
+    one replica, or with ``pad_partial`` (validation) padded to the global
+    size with copies of their last row weighted 0: every batch then carries a
+    sample weight (``(x, y, weight)``), so metrics count each row once.
     A dataset sharded by file (``from_tfrecords``) goes to
     ``strategy.experimental_distribute_dataset`` as is: each worker reads only its shards.
 
@@ -128,6 +131,19 @@ def distribute_global_batches(strategy, dataset, global_batch_size):
             first = tf.nest.flatten(batch)[0]
             return tf.shape(first)[0] == global_batch_size
 
+        def padded(*batch):
+            rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+            missing = global_batch_size - rows
+
+            def pad(t):
+                return tf.concat([t, tf.repeat(t[-1:], missing, axis=0)], 0)
+
+            weight = tf.concat([tf.ones([rows]), tf.zeros([missing])], 0)
+            if len(batch) > 2:  # the caller's sample weights for the real rows, 0 for the padding
+                weight = tf.concat([tf.cast(batch[2], tf.float32), tf.zeros([missing])], 0)
+                batch = batch[:2]
+            return tf.nest.map_structure(pad, tuple(batch)) + (weight,)
+
         def chunks(*batch):
             def split(t):
                 mine = t[start : start + local * per_replica]
@@ -135,7 +151,8 @@ def distribute_global_batches(strategy, dataset, global_batch_size):
 
             return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(split, batch))
 
-        ds = dataset.filter(full).flat_map(chunks)
+        ds = dataset.map(padded) if pad_partial else dataset.filter(full)
+        ds = ds.flat_map(chunks)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return ds.with_options(options)

@@ -192,7 +192,7 @@ def train(
     dist_train = distribute_global_batches(strategy, train_data, global_batch_size)
     dist_val = None
     if validation_data is not None:
-        dist_val = distribute_global_batches(strategy, validation_data, global_batch_size)
+        dist_val = distribute_global_batches(strategy, validation_data, global_batch_size, pad_partial=True)
         _require_batches(validation_data, dist_val, strategy, global_batch_size)
     stopper = EarlyStopping.from_argument(early_stopping)
     if stopper is not None:
@@ -328,20 +328,14 @@ def _batch_size(dataset, read=True):
 
 def _require_batches(dataset, distributed, strategy, global_batch_size):
     """Refuse validation data without a single batch: its val_loss would read 0.0 and mislead early stopping."""
+    # (a final partial batch is padded, weighted 0, under several replicas: only an empty dataset has no batch)
     cardinality = int(dataset.cardinality().numpy())
-    full_batches = strategy.num_replicas_in_sync == 1 or _batch_size(dataset, read=False) == global_batch_size
-    if cardinality > 0 and full_batches:
+    if cardinality > 0:
         return  # known non-empty: no need to read (a partly read .cache() dataset warns and caches nothing)
     if cardinality != 0 and next(iter(distributed), None) is not None:
         return
-    replicas = strategy.num_replicas_in_sync
-    dropped = (
-        f" With {replicas} replicas a batch smaller than the global batch size ({global_batch_size}) is dropped, "
-        f"so it needs at least {global_batch_size} rows."
-        if replicas > 1 else ""
-    )
     raise ValueError(
         "validation_data is empty: it yields no batch, so val_loss would read 0.0 and early stopping would keep "
-        f"the first epoch's weights.{dropped} Check the validation split (e.g. the manifest's rows for it), "
+        "the first epoch's weights. Check the validation split (e.g. the manifest's rows for it), "
         "or pass validation_data=None to train without validation."
     )
