@@ -143,7 +143,8 @@ class EvaluationReport:
 
     def _plot_confusion(self, plt):
         names = self.class_names or [str(i) for i in range(len(self.confusion))]
-        fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(names), 0.8 + 0.5 * len(names)))
+        # at least 4.5 x 4 in: with 3 classes the title ("Confusion matrix (accuracy 1.000)") was cut off
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.0 + 0.55 * len(names)), max(4.0, 0.8 + 0.5 * len(names))))
         image = ax.imshow(self.confusion, cmap="Blues")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)), names)

@@ -143,9 +143,15 @@ def load_saved_model(path):
     return tf.saved_model.load(latest_version_dir(path))
 
 
-def _as_bytes(value, feature, signature_name):
-    """One string input's bytes: ``str`` as UTF-8, ``bytes`` as they are; anything else is an error (``bytes()`` of a
-    float waveform made silent non-WAV bytes for ``serving_wav``)."""
+def string_input_bytes(value, feature, signature_name):
+    """One string input's bytes: ``str`` as UTF-8, ``bytes`` as they are; anything else is a ``ValueError``.
+
+    (``bytes()`` of a float waveform made silent non-WAV bytes for ``serving_wav``.)
+
+    Example:
+        >>> string_input_bytes("héllo", "text", "serving_default")
+        b'h\\xc3\\xa9llo'
+    """
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray, np.bytes_)):
@@ -178,7 +184,7 @@ def call_signature(loaded, samples, signature_name="serving_default"):
     for feature, spec in specs.items():
         values = samples[feature]
         if spec.dtype == tf.string:
-            kwargs[feature] = tf.constant([_as_bytes(v, feature, signature_name) for v in values], tf.string)
+            kwargs[feature] = tf.constant([string_input_bytes(v, feature, signature_name) for v in values], tf.string)
         elif spec.shape.rank == 2 and spec.dtype == tf.float32 and not isinstance(values, np.ndarray):
             kwargs[feature] = tf.constant(pad_and_stack(values))
         else:

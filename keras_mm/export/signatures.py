@@ -28,6 +28,9 @@ class ServingFunctions:
     """
 
     def __init__(self, model, class_names=None):
+        if not hasattr(model, "fusion") or not hasattr(model, "preprocessor"):  # was AttributeError: ... 'fusion'
+            raise ValueError(f"{type(model).__name__} cannot be exported with keras_mm's serving signatures: they serve "
+                             "a model from keras_mm.build_model (encoders, fusion, head). Save it with model.save(...).keras.")
         self.model = model
         self.class_names = model_class_names(model, class_names)
         self.preprocessor = model.preprocessor

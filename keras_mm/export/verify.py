@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_mm.export.layout import latest_version_dir
 from keras_mm.export.onnx import ONNXModel
-from keras_mm.export.serving import pad_and_stack
+from keras_mm.export.serving import pad_and_stack, string_input_bytes
 from keras_mm.export.signatures import ServingFunctions
 from keras_mm.export.tflite import TFLiteModel
 
@@ -84,7 +84,7 @@ def verify_export(model, path, samples, signature="serving_default", atol=1e-5, 
     audio_as_wav = signature == "serving_wav"
     raw = {}
     for feature, values in samples.items():
-        raw[feature] = _to_tensor(values, fns.raw_signature("wav" if audio_as_wav else "waveform")[feature])
+        raw[feature] = _to_tensor(values, fns.raw_signature("wav" if audio_as_wav else "waveform")[feature], feature, signature)
     expected = {k: np.asarray(v) for k, v in fns.raw(raw).items()}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,11 +167,14 @@ def _compare(expected, got, source):
     return max(per_output.values(), default=0.0), per_output
 
 
-def _to_tensor(values, spec):
+def _to_tensor(values, spec, feature, signature):
     if spec.dtype == tf.string:
-        return tf.constant([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values], tf.string)
+        return tf.constant([string_input_bytes(v, feature, signature) for v in values], tf.string)
     if isinstance(values, np.ndarray) and values.dtype != object:
         return tf.constant(values, spec.dtype)
+    if any(isinstance(v, (bytes, str)) for v in values):  # was a ValueError quoting every byte of the WAV files
+        hint = " (WAV bytes go to signature='serving_wav')" if signature != "serving_wav" else ""
+        raise ValueError(f"signature {signature!r}: {feature} takes numbers (e.g. float waveforms), got bytes or text{hint}.")
     return tf.constant(pad_and_stack(values))
 
 

@@ -201,6 +201,9 @@ class WaveformPreprocessor(FeaturePreprocessor):
         return self.process_batch_with_status(raw)[0]
 
     def process_batch_with_status(self, raw):
+        if isinstance(raw, (list, tuple)) and raw and not isinstance(raw[0], (bytes, str)):
+            # a list of clips of any lengths (the README's "any length"): "non-rectangular sequence" otherwise
+            raw = tf.ragged.constant([np.asarray(v, np.float32).reshape(-1) for v in raw], dtype=tf.float32)
         if not isinstance(raw, tf.RaggedTensor) and tf.convert_to_tensor(raw).dtype == tf.string:
             audio, state = decode_wav_batch(tf.convert_to_tensor(raw), self.num_samples, self.sample_rate)
         else:

@@ -69,6 +69,18 @@ class MultimodalPreprocessor:
                 + (f"; unknown: {unknown}" if unknown else "")
             )
 
+    def _check_batch_sizes(self, x):
+        """Every feature must hold the same number of samples (where the sizes are known before running)."""
+        sizes = {}
+        for feature, value in x.items():
+            shape = getattr(value, "shape", None)
+            size = len(value) if isinstance(value, (list, tuple)) else (shape[0] if shape is not None and len(shape) else None)
+            if size is not None:
+                sizes[feature] = int(size)
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"The features hold different numbers of samples: {sizes}. A batch has one value per "
+                             "feature for every sample (send a missing one as empty: b'' / '' / an empty waveform).")
+
     def process_batch(self, x):
         """Batched raw dict -> batched numeric dict."""
         return self.process_batch_with_status(x)[0]
@@ -81,6 +93,7 @@ class MultimodalPreprocessor:
         it as ``<feature>_status``.
         """
         self._check_features(x)
+        self._check_batch_sizes(x)
         out, statuses = {}, {}
         for name, pre in self.feature_preprocessors.items():
             numeric, statuses[name] = pre.process_batch_with_status(x[name])

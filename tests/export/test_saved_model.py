@@ -1,6 +1,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -155,3 +156,16 @@ def test_weights_are_stored_once(tmp_path):
     assert len(loaded.trainable_variables) == len(model.trainable_variables)
     expected = sorted(float(np.sum(v.numpy())) for v in model.variables)
     np.testing.assert_allclose(sorted(float(np.sum(v.numpy())) for v in loaded.variables), expected, rtol=1e-6)
+
+
+def test_mistaken_exports_and_verifications_say_what_to_do(trained_model, exported, tmp_path):
+    # a plain Keras model (or a DualEncoder) has no fusion/preprocessor: was AttributeError: ... 'fusion'
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"Sequential cannot be exported with keras_mm's serving signatures"):
+        keras_mm.export_saved_model(plain, str(tmp_path / "plain"))
+    # WAV bytes on the waveform signature: was a ValueError quoting every byte of the files
+    raw = trained_model.preprocessor.example_raw(2)
+    wavs = [tf.audio.encode_wav(w[:, None], 16000).numpy() for w in raw["audio"]]
+    with pytest.raises(ValueError, match=r"^signature 'serving_default': audio takes numbers .*got bytes or text "
+                                         r"\(WAV bytes go to signature='serving_wav'\)\.$"):
+        keras_mm.verify_export(trained_model, exported[0], {**raw, "audio": wavs})

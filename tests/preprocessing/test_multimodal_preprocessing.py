@@ -85,3 +85,19 @@ def test_a_path_sent_as_image_bytes_is_reported_and_logged_once(caplog):
     assert numeric["image_present"].numpy().tolist() == [1.0, 0.0]
     warnings = [r.message for r in caplog.records if "file_path_instead_of_bytes" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_a_list_of_clips_of_any_lengths_and_mismatched_batch_sizes():
+    import keras_mm
+
+    pre = keras_mm.build_model(preset="tiny_concat", num_classes=3).preprocessor
+    raw = pre.example_raw(3)
+    n = raw["audio"].shape[1]
+    clips = [raw["audio"][0][: n // 3], raw["audio"][1], np.concatenate([raw["audio"][2], raw["audio"][2]])]
+    # was "Can't convert non-rectangular Python sequence to Tensor"
+    out = pre.process_batch({**raw, "audio": clips})
+    expected = pre.process_batch({**raw, "audio": np.stack([np.pad(clips[0], (0, n - n // 3)), clips[1], clips[2][:n]])})
+    np.testing.assert_array_equal(out["audio"].numpy(), expected["audio"].numpy())
+    # was accepted, returning tensors of different batch sizes
+    with pytest.raises(ValueError, match=r"different numbers of samples: \{'audio': 3, 'image': 3, 'text': 2\}"):
+        pre.process_batch({**raw, "text": list(raw["text"])[:2]})
