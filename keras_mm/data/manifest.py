@@ -415,7 +415,7 @@ def from_manifest(
     text, float waveform) and labels; with them, the model's numeric inputs.
     Files are read by a parallel ``tf.data`` map through each feature's
     modality (``Modality.load_graph``: ``tf.io`` reads, so ``gs://`` paths
-    work; WAV (PCM or float) decoded by TensorFlow ops, other audio formats by
+    work; 16-bit WAV decoded by TensorFlow ops, other audio formats by
     soundfile in Python) and audio is resampled to the model's sample rate
     with :func:`keras_mm.preprocessing.resample` (``librosa``'s ``"fft"``
     method). A file that fails to load raises ``ValueError`` naming the

@@ -70,9 +70,9 @@ def fit_waveforms_with_status(waveforms, num_samples):
 def decode_wav(data, sample_rate):
     """Decode one WAV file (bytes) to a mono float32 waveform ``[n]`` at ``sample_rate``.
 
-    PCM 8/16/24/32-bit or float 32/64-bit (:func:`keras_mm.preprocessing.wav.decode_wav_mono`,
-    the one WAV decoder of keras_mm: manifests, the ``serving_wav`` signature
-    and ``model.preprocessor`` all use it). Channels are averaged; a file at
+    PCM 8/16/24/32-bit or float 32/64-bit (:func:`keras_mm.preprocessing.wav.decode_wav_mono`:
+    the ``serving_wav`` signature and ``model.preprocessor`` use it; manifests
+    get the same values from their loader). Channels are averaged; a file at
     another rate is resampled with :func:`resample`. Raises for corrupt,
     truncated or other data (callers isolate it per sample).
 

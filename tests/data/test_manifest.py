@@ -280,7 +280,7 @@ def test_sample_manifest_rows_equal_load_row_and_librosa():
 def test_a_file_that_fails_to_decode_names_the_manifest_line_and_path(tmp_path, bad, deterministic):
     files = _write_audio_files(tmp_path)
     good = (tmp_path / "pcm16.wav").read_bytes()
-    (tmp_path / "truncated.wav").write_bytes(good[:2000])  # a valid header: the WAV decoder fails in the graph
+    (tmp_path / "truncated.wav").write_bytes(good[:2000])  # a valid header: tf.audio.decode_wav fails in the graph
     (tmp_path / "noise.wav").write_bytes(b"RIFF" + bytes(range(256)) * 4)  # no WAVE header: soundfile fails
     (tmp_path / "broken.ogg").write_bytes(b"OggS" + bytes(200))  # soundfile fails
     path = _audio_manifest(tmp_path, files[:2] + [bad] + files[2:])
