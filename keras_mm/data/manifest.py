@@ -460,12 +460,7 @@ def from_manifest(
         >>> x["image"].shape, y.shape
         (TensorShape([32, 16, 16, 3]), TensorShape([32]))
     """
-    if model is not None:
-        features = model_feature_columns(features, model)
-        modalities = {**model.modalities, **(modalities or {})}
-        preprocessor = preprocessor or model.preprocessor
-        if class_names is None and getattr(model, "class_names", None):
-            class_names = model.class_names
+    features, modalities, preprocessor, class_names = _model_defaults(model, features, modalities, preprocessor, class_names)
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
     if model is not None:
         check_labels_fit_head(manifest, getattr(model, "head", None))
@@ -509,16 +504,21 @@ def check_manifest(path, features=None, label="label", *, model=None, preprocess
         ...     print(line, problem.split(" (")[0])
         2 image='images/0_08.png'
     """
-    if model is not None:
-        features = model_feature_columns(features, model)
-        modalities = {**model.modalities, **(modalities or {})}
-        preprocessor = preprocessor or model.preprocessor
-        if class_names is None and getattr(model, "class_names", None):
-            class_names = model.class_names
+    features, modalities, preprocessor, class_names = _model_defaults(model, features, modalities, preprocessor, class_names)
     manifest = Manifest(path, features, label, modalities, split, multilabel, "skip", class_names)
     options = manifest.load_options(model, sample_rate, preprocessor)
     problems = find_unusable_rows(manifest, options, preprocessor)
     return sorted(manifest.skipped + [(manifest.line_numbers[i], problem) for i, problem in problems.items()])
+
+
+def _model_defaults(model, features, modalities, preprocessor, class_names):
+    """``(features, modalities, preprocessor, class_names)`` with what ``model`` supplies where the caller gave nothing."""
+    if model is None:
+        return features, modalities, preprocessor, class_names
+    if class_names is None and getattr(model, "class_names", None):
+        class_names = model.class_names
+    return (model_feature_columns(features, model), {**model.modalities, **(modalities or {})},
+            preprocessor or model.preprocessor, class_names)
 
 
 def check_labels_fit_head(manifest, head):

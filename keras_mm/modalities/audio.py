@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
 from keras_mm.preprocessing.audio import resample
-from keras_mm.preprocessing.wav import plain_pcm16
+from keras_mm.preprocessing.wav import decode_plain_pcm16, plain_pcm16
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -62,12 +62,7 @@ def decode_audio(data, path=""):
         (array([0.5, 0.5, 0.5, 0.5, 0.5], dtype=float32), 8000)
     """
     data = tf.convert_to_tensor(data, tf.string)
-    # a truncated WAV stays with the WAV decoder, which raises: soundfile would read it silently, cut short
-    def plain16():
-        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-        return tf.reduce_mean(audio, axis=1), rate
-
-    return tf.cond(plain_pcm16(data), plain16, lambda: _decode_in_python(data, path))
+    return tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data), lambda: _decode_in_python(data, path))
 
 
 def _decode_in_python(data, path):

@@ -103,6 +103,19 @@ def plain_pcm16(data):
             & ((fmt_size == 16) | (fmt_size == 18)) & tf.equal(fields[0], _PCM) & tf.equal(fields[7], 16))
 
 
+def decode_plain_pcm16(data):
+    """``(mono waveform, rate)`` of a WAV that :func:`plain_pcm16` accepts, by ``tf.audio.decode_wav`` (channels averaged).
+
+    Example:
+        >>> from keras_mm.preprocessing.wav import decode_plain_pcm16
+        >>> wave, rate = decode_plain_pcm16(tf.audio.encode_wav(tf.ones([3, 2]) * 0.5, 8000))
+        >>> wave.numpy().tolist(), int(rate)
+        ([0.5, 0.5, 0.5], 8000)
+    """
+    audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
+    return tf.reduce_mean(audio, axis=1), rate
+
+
 def _samples(payload, tag, bits):
     """Interleaved samples of the data chunk as float32, scaled as soundfile scales them."""
 
@@ -149,17 +162,13 @@ def decode_wav_mono(data, header=None):
     """
     data = tf.convert_to_tensor(data, tf.string)
 
-    def plain16():
-        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-        return tf.reduce_mean(audio, axis=1), rate
-
     def general():
         parsed = wav_header(data) if header is None else header
         return _decode_general(data, parsed)
 
     # the chunk walk of wav_header runs only for files that are not plain 16-bit PCM (the uncached epoch of
     # 16-bit manifests was ~10 % slower with it for every file)
-    wave, rate = tf.cond(plain_pcm16(data), plain16, general)
+    wave, rate = tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data), general)
     return tf.ensure_shape(wave, [None]), tf.ensure_shape(rate, [])
 
 
