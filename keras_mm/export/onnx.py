@@ -6,6 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_mm.export.numeric_feed import numeric_feed
 from keras_mm.export.signatures import ServingFunctions
 from keras_mm.layers.mfcc import auto_stft
 
@@ -148,6 +149,10 @@ class ONNXModel:
             options.intra_op_num_threads = num_threads
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_types = {i.name: _NUMPY_TYPES[i.type] for i in self.session.get_inputs()}
+        # symbolic dimensions (names) are dynamic; a fixed batch size is checked in predict, with its own message
+        self.input_specs = {
+            i.name: (_NUMPY_TYPES[i.type], (None, *(d if isinstance(d, int) else None for d in i.shape[1:])))
+            for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         first_dims = {i.shape[0] for i in self.session.get_inputs()}
         # a file exported with batch_size=N has the integer N here; a dynamic one a symbolic name
@@ -157,10 +162,7 @@ class ONNXModel:
 
     def predict(self, inputs):
         """``{output name: numpy array}`` for a dict of numeric inputs (``model.preprocessor.process_batch``)."""
-        missing = sorted(set(self.input_types) - set(inputs))
-        if missing:
-            raise ValueError(f"inputs lack {missing}; the ONNX model takes {sorted(self.input_types)}.")
-        feed = {name: np.asarray(inputs[name]).astype(dtype) for name, dtype in self.input_types.items()}
+        feed = numeric_feed(inputs, self.input_specs, "ONNX")
         batch = len(next(iter(feed.values())))
         if self.batch_size is not None and batch != self.batch_size:
             raise ValueError(f"a batch of {batch} samples: this file was exported with batch_size={self.batch_size}.")

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mm.export.numeric_feed import numeric_feed
 from keras_mm.export.signatures import ServingFunctions
 from keras_mm.layers.mfcc import MFCC, auto_stft
 
@@ -201,9 +202,14 @@ class TFLiteModel:
         self.interpreter = interpreter_class(model_path=path, num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         self.input_details = self.runner.get_input_details()
+        self.input_specs = {
+            name: (detail["dtype"], tuple(None if d < 0 else int(d) for d in detail["shape_signature"]))
+            for name, detail in self.input_details.items()}
 
     def predict(self, inputs):
-        feed = {}
-        for name, detail in self.input_details.items():
-            feed[name] = np.asarray(inputs[name]).astype(detail["dtype"])
-        return self.runner(**feed)
+        """``{output name: numpy array}`` for a dict of numeric inputs (``model.preprocessor.process_batch``).
+
+        Inputs are checked against the file first (:func:`keras_mm.export.numeric_feed.numeric_feed`):
+        a missing input, another shape or a value a cast would change is a ValueError naming the input.
+        """
+        return self.runner(**numeric_feed(inputs, self.input_specs, "TFLite"))

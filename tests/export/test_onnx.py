@@ -46,6 +46,11 @@ def test_inputs_keep_their_feature_names(attention_model, onnx_file):
     assert set(runner.input_types) == set(attention_model.input)
     with pytest.raises(ValueError, match="text_token_ids"):
         runner.predict({k: v for k, v in _numeric(attention_model, 2).items() if k != "text_token_ids"})
+    numeric = _numeric(attention_model, 2)
+    with pytest.raises(ValueError, match="'text_token_ids' must hold int32 values"):
+        runner.predict({**numeric, "text_token_ids": numeric["text_token_ids"] + 0.25})
+    with pytest.raises(ValueError, match=r"'audio' has shape \(2, 10\)"):
+        runner.predict({**numeric, "audio": numeric["audio"][:, :10]})
 
 
 def test_an_rfft_graph_needs_a_fixed_batch_size(tmp_path):

@@ -125,3 +125,22 @@ def test_recurrent_encoders_export_unrolled_and_serve_any_batch_size(encoders, t
         numeric = model.preprocessor.process_batch(model.preprocessor.example_raw(rows, seed=rows))
         report = keras_mm.export.verify_numeric(model, runner, numeric)
         assert report["ok"], report["per_output"]
+
+
+def test_inputs_that_do_not_match_the_file_are_refused_by_name(trained_model, numeric_batch, tmp_path):
+    # float token ids used to be truncated silently and a wrong shape crashed inside the interpreter
+    path = str(tmp_path / "model.tflite")
+    keras_mm.export_tflite(trained_model, path)
+    lite = TFLiteModel(path)
+    ids = numeric_batch["text_token_ids"]
+    with pytest.raises(ValueError, match="'text_token_ids' must hold int32 values; got [0-9]+\.5,"):
+        lite.predict({**numeric_batch, "text_token_ids": np.where(ids > 0, ids + 0.5, ids).astype("float32")})
+    with pytest.raises(ValueError, match=r"'image' has shape \(6, 5,"):
+        lite.predict({**numeric_batch, "image": numeric_batch["image"][:, :5]})
+    with pytest.raises(ValueError, match="different batch sizes"):
+        lite.predict({**numeric_batch, "audio": numeric_batch["audio"][:2]})
+    with pytest.raises(ValueError, match="lack \\['audio_present'\\]"):
+        lite.predict({k: v for k, v in numeric_batch.items() if k != "audio_present"})
+    # integral floats are fine: they are what a user gets from a float array of ids
+    np.testing.assert_array_equal(lite.predict({**numeric_batch, "text_token_ids": ids.astype("float64")})["class_id"],
+                                  lite.predict(numeric_batch)["class_id"])
