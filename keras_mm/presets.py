@@ -80,25 +80,44 @@ def preset_config(name, **overrides):
     """The config dict of preset ``name`` with ``overrides`` applied.
 
     ``encoders`` overrides merge per feature (``encoders={"text": {"checkpoint": "/my/bert"}}``
-    changes only that argument); every other field given replaces the preset's,
-    whatever its value (``modality_dropout=0.0``, ``head=None``).
+    changes only that argument; a spec with another ``name`` replaces the
+    encoder; ``None`` drops the feature); every other field given replaces
+    the preset's, whatever its value (``modality_dropout=0.0``, ``head=None``).
 
     Example:
         >>> keras_mm.presets.preset_config("tiny_attention", num_classes=5)["fusion"]
         {'name': 'attention', 'projection_dim': 16}
         >>> keras_mm.presets.preset_config("mobilenetv2_bert_attention", modality_dropout=0.0)["modality_dropout"]
         0.0
+        >>> sorted(keras_mm.presets.preset_config("tiny_concat", encoders={"text": None})["encoders"])
+        ['audio', 'image']
     """
     if name not in PRESETS:
         raise ValueError(f"preset={name!r} is not registered. Available: {', '.join(sorted(PRESETS))}")
     config = copy.deepcopy(PRESETS[name]["config"])
     encoder_overrides = overrides.pop("encoders", None) or {}
+    if not isinstance(encoder_overrides, dict):
+        raise TypeError(f"encoders must be a dict {{feature: spec}} to merge into preset {name!r}; "
+                        f"got {type(encoder_overrides).__name__}.")
     for feature, spec in encoder_overrides.items():
+        if spec is None:  # drop the feature
+            config["encoders"].pop(feature, None)
+            continue
         if isinstance(spec, str):
             spec = {"name": spec}
+        if not isinstance(spec, dict):
+            raise TypeError(f"encoders[{feature!r}] must be an encoder spec (a dict, or a registered encoder name), "
+                            f"or None to drop the feature; got {type(spec).__name__}.")
+        if feature not in config["encoders"] and "name" not in spec:
+            raise ValueError(
+                f"encoders[{feature!r}]: preset {name!r} has no feature {feature!r} (its features: "
+                f"{', '.join(sorted(config['encoders']))}). To add a feature, give its encoder's name: "
+                f"encoders={{{feature!r}: {{'name': ...}}}}.")
         base = config["encoders"].get(feature, {})
         config["encoders"][feature] = spec if "name" in spec and spec["name"] != base.get("name") else {**base, **spec}
     config.update(overrides)
+    if not config["encoders"]:
+        raise ValueError(f"encoders: the overrides drop every feature of preset {name!r}; keep at least one.")
     for feature, spec in config["encoders"].items():
         if spec.get("checkpoint") == "<minilm>":
             checkpoint = _minilm_checkpoint()

@@ -74,3 +74,14 @@ def test_config_with_field_arguments_is_an_error():
         keras_mm.build_model(config, num_classes=4)
     with pytest.raises(ValueError, match="either preset= .* or config="):
         keras_mm.build_model(config=config, preset="tiny_concat")
+
+
+def test_encoder_overrides_drop_a_feature_with_none_and_name_a_feature_the_preset_lacks():
+    model = keras_mm.build_model(preset="tiny_concat", encoders={"text": None}, num_classes=3)
+    assert sorted(model.feature_encoders) == ["audio", "image"]  # was a TypeError
+    with pytest.raises(ValueError, match=r"encoders\['txet'\]: preset 'tiny_concat' has no feature 'txet' \(its features: audio, image, text\)"):
+        keras_mm.build_model(preset="tiny_concat", encoders={"txet": {"vocabulary": ["a"]}}, num_classes=3)
+    with pytest.raises(TypeError, match=r"encoders\['text'\] must be an encoder spec"):
+        preset_config("tiny_concat", encoders={"text": 3})
+    with pytest.raises(ValueError, match="drop every feature"):
+        preset_config("tiny_concat", encoders={"text": None, "image": None, "audio": None})
