@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
 from keras_mm.preprocessing.audio import resample
-from keras_mm.preprocessing.wav import decode_plain_pcm16, plain_pcm16
+from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, plain_pcm16, unsupported_reason
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -48,13 +48,15 @@ def decode_audio(data, path=""):
     """Encoded audio bytes -> ``(mono float32 waveform [n], sample rate int32)``.
 
     Plain 16-bit PCM WAV is decoded by TensorFlow ops (``tf.audio.decode_wav``);
-    anything else (24-bit or float WAV, FLAC, OGG, MP3) by soundfile (librosa's
-    decoder) in Python through ``tf.numpy_function``. For every WAV encoding
-    that serving decodes in-graph (:func:`keras_mm.preprocessing.wav.decode_wav_mono`)
-    the values are the same (tests); that decoder inside this loading map made
-    an uncached epoch 1.6x slower (a bigger graph for every iterator), so it is
-    not used here. A file neither can decode raises ``ValueError`` naming
-    ``path``. Channels are averaged, as ``librosa.load(mono=True)`` does.
+    anything else in Python through ``tf.numpy_function``: other WAV by
+    :func:`keras_mm.preprocessing.wav.decode_wav_mono`, the decoder serving
+    uses, so a WAV that trains is a WAV that serves (a truncated, big-endian
+    or ADPCM WAV is an error here, not a clip soundfile half-reads);
+    FLAC, OGG, MP3, AIFF by soundfile (librosa's decoder). That decoder
+    inside this loading map made an uncached epoch 1.6x slower (a bigger graph
+    for every iterator), so it runs only for the files that need it. A file
+    that cannot be decoded raises ``ValueError`` naming ``path`` and why.
+    Channels are averaged, as ``librosa.load(mono=True)`` does.
 
     Example:
         >>> wave, rate = decode_audio(tf.audio.encode_wav(tf.ones([5, 2]) * 0.5, 8000))
@@ -65,12 +67,31 @@ def decode_audio(data, path=""):
     return tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data), lambda: _decode_in_python(data, path))
 
 
+#: WAV files start with one of these (RIFX: big-endian, refused with a reason)
+_WAV_MAGIC = (b"RIFF", b"RF64", b"RIFX")
+_decode_wav_function = None
+
+
+def _decode_wav_in_python(data_bytes, name):
+    """A WAV file's ``(mono waveform, rate)`` by the serving decoder, or ValueError naming the file and why."""
+    global _decode_wav_function
+    reason = unsupported_reason(data_bytes)
+    if reason is not None:
+        raise ValueError(f"cannot decode {name} as audio: {reason}")
+    if _decode_wav_function is None:
+        _decode_wav_function = tf.function(decode_wav_mono, input_signature=[tf.TensorSpec([], tf.string)])
+    wave, rate = _decode_wav_function(tf.constant(data_bytes))
+    return wave.numpy(), np.int32(rate.numpy())
+
+
 def _decode_in_python(data, path):
     def decode(data_bytes, path_bytes):
         import soundfile
 
         # eager numpy_function passes 0-d object arrays, graph mode bytes; .item() of an object array keeps NUL bytes
         data_bytes, path_bytes = (np.asarray(v, dtype=object).item() for v in (data_bytes, path_bytes))
+        if data_bytes[:4] in _WAV_MAGIC:
+            return _decode_wav_in_python(data_bytes, path_bytes.decode("utf-8", "replace") or "audio bytes")
         buffer = io.BytesIO(data_bytes)
         try:
             audio, rate = soundfile.read(buffer, dtype="float32", always_2d=True)

@@ -1,4 +1,5 @@
-"""WAV decoding in TensorFlow ops: PCM 8/16/24/32-bit and IEEE float 32/64-bit, plain or WAVE_FORMAT_EXTENSIBLE.
+"""WAV decoding in TensorFlow ops: PCM 8/16/24/32-bit containers, IEEE float 32/64-bit, µ-law and A-law; RIFF or RF64,
+plain or WAVE_FORMAT_EXTENSIBLE.
 
 ``tf.audio.decode_wav`` reads only 16-bit PCM, so 24-bit and float WAV (what
 recorders and audio tools often write), which training manifests read through
@@ -7,14 +8,39 @@ what ``model.preprocessor`` and the ``serving_wav`` signature decode WAV bytes
 with. Its values equal soundfile's (``soundfile.read(dtype="float32")``,
 channels averaged) exactly for every encoding it reads, so a file gives the
 same waveform in a training manifest and at serving time; 16-bit PCM with a
-plain header goes through ``tf.audio.decode_wav`` (1.5x faster, the same numbers)."""
+plain header goes through ``tf.audio.decode_wav`` (1.5x faster, the same numbers).
+Training manifests decode every WAV with these functions too
+(:func:`keras_mm.modalities.audio.decode_audio`), so a WAV that serving cannot
+decode (ADPCM, big-endian RIFX, truncated) is an error naming the row in
+training, never a clip that trains and then comes back ``undecodable``."""
 
+import numpy as np
 import tensorflow as tf
 
 #: chunks read before the ``fmt `` and ``data`` chunks are given up on
 MAX_CHUNKS = 64
-#: (format tag, bits per sample) read: PCM 8/16/24/32, IEEE float 32/64
-_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+#: format tags read: PCM (8/16/24/32-bit containers, any valid bits), IEEE float 32/64, A-law, µ-law
+_PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
+#: data chunk sizes that stream writers (ffmpeg to a pipe, RF64) put in the header for "unknown": the rest of the file
+_UNKNOWN_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)
+#: the names of format tags seen in the wild that are not decoded, for error messages
+_TAG_NAMES = {2: "MS ADPCM", 0x11: "IMA ADPCM", 0x31: "GSM 6.10", 0x50: "MPEG", 0x55: "MP3", 0x160: "WMA"}
+
+
+def _g711_tables():
+    """µ-law and A-law bytes -> float32, the ITU-T G.711 expansion (libsndfile's tables) / 32768."""
+    codes = np.arange(256)
+    mu = ~codes & 0xFF
+    magnitude = (((mu & 0x0F) << 3) + 0x84) << ((mu & 0x70) >> 4)
+    mulaw = np.where(mu & 0x80, 0x84 - magnitude, magnitude - 0x84)
+    a = codes ^ 0x55
+    exponent, mantissa = (a & 0x70) >> 4, a & 0x0F
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
+    alaw = np.where(a & 0x80, magnitude, -magnitude)
+    return (mulaw / 32768.0).astype(np.float32), (alaw / 32768.0).astype(np.float32)
+
+
+_MULAW_TABLE, _ALAW_TABLE = _g711_tables()
 
 
 def _u32(four_bytes):
@@ -44,11 +70,14 @@ def _find_chunk(data, chunk_id, length):
 def wav_header(data):
     """The fields of a WAV file's header, read with TensorFlow ops (never raises).
 
-    Returns a dict of scalar tensors: ``wav`` (a RIFF/WAVE file with ``fmt ``
-    and ``data`` chunks in an encoding :func:`decode_wav_mono` reads),
-    ``supported`` (that, and not truncated: it decodes),
-    ``rate``, ``channels``, ``bits``, ``tag`` (format tag, the sub-format's
-    for WAVE_FORMAT_EXTENSIBLE), ``data_offset``, ``data_size``.
+    Returns a dict of scalar tensors: ``wav`` (a RIFF/WAVE or RF64 file with
+    ``fmt `` and ``data`` chunks in an encoding :func:`decode_wav_mono` reads),
+    ``supported`` (that, and not truncated: it decodes), ``truncated``,
+    ``rate``, ``channels``, ``bits`` (valid bits), ``container_bits`` (bits a
+    sample takes in the file: ``block_align / channels``), ``tag`` (format
+    tag, the sub-format's for WAVE_FORMAT_EXTENSIBLE), ``data_offset``,
+    ``data_size``. A data size a stream writer leaves "unknown" (0 or
+    0xFFFFFFFF, RF64's ``ds64`` size) is read as the rest of the file.
 
     Example:
         >>> from keras_mm.preprocessing.wav import wav_header
@@ -59,48 +88,106 @@ def wav_header(data):
     data = tf.convert_to_tensor(data, tf.string)
     length = tf.cast(tf.strings.length(data), tf.int64)
     padded = tf.strings.join([data, b"\0" * 48])  # fixed-size reads past a short file's end read zeros
-    riff = tf.equal(tf.strings.substr(padded, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(padded, 8, 4), b"WAVE")
+    magic = tf.strings.substr(padded, 0, 4)
+    rf64 = tf.equal(magic, b"RF64")
+    riff = (tf.equal(magic, b"RIFF") | rf64) & tf.equal(tf.strings.substr(padded, 8, 4), b"WAVE")
     fmt_at, fmt_size = _find_chunk(data, b"fmt ", length)
     data_at, data_size = _find_chunk(data, b"data", length)
     fmt = tf.strings.substr(padded, tf.cast(tf.maximum(fmt_at, 0), tf.int32), 26)
     fields = tf.io.decode_raw(tf.strings.substr(fmt, 0, 16), tf.uint16, little_endian=True)
-    tag, channels, bits = (tf.cast(fields[i], tf.int32) for i in (0, 1, 7))
+    tag, channels, block_align, bits = (tf.cast(fields[i], tf.int32) for i in (0, 1, 6, 7))
     extensible = tf.equal(tag, _EXTENSIBLE) & (fmt_size >= 26)
     sub_tag = tf.cast(tf.io.decode_raw(tf.strings.substr(fmt, 24, 2), tf.uint16, little_endian=True)[0], tf.int32)
     tag = tf.where(extensible, sub_tag, tag)
-    # a data size of 0 or 0xFFFFFFFF is a stream writer's "unknown": the rest of the file
-    streamed = tf.equal(data_size, 0) | tf.equal(data_size, 0xFFFFFFFF)
-    data_size = tf.where(streamed, tf.maximum(length - data_at, 0), data_size)
-    encoding = ((tf.equal(tag, _PCM) & ((bits == 8) | (bits == 16) | (bits == 24) | (bits == 32)))
-                | (tf.equal(tag, _FLOAT) & ((bits == 32) | (bits == 64))))
-    wav = riff & (fmt_at > 0) & (fmt_size >= 16) & (data_at > 0) & (channels >= 1) & encoding
-    supported = wav & (data_at + data_size <= length)  # a truncated file is not decoded
+    # RF64 keeps the real data size in its ds64 chunk: riff size (8 bytes), data size (8 bytes), ...
+    ds64_at, _ = _find_chunk(data, b"ds64", length)
+    ds64_size = tf.io.decode_raw(tf.strings.substr(tf.strings.join([padded, b"\0" * 16]), tf.cast(tf.maximum(ds64_at, 0) + 8, tf.int32), 8),
+                                 tf.int64, little_endian=True)[0]
+    data_size = tf.where(rf64 & (ds64_at > 0) & tf.equal(data_size, 0xFFFFFFFF), ds64_size, data_size)
+    remaining = tf.maximum(length - data_at, 0)
+    unknown = tf.reduce_any(tf.equal(data_size, tf.constant(_UNKNOWN_SIZES, tf.int64))) & (data_size != remaining)
+    data_size = tf.where(unknown, remaining, data_size)
+    # a sample's container: block_align / channels bytes (12-bit samples sit in 2 bytes, 20-bit in 3)
+    container_bits = tf.where((channels > 0) & (block_align > 0) & tf.equal(block_align % tf.maximum(channels, 1), 0),
+                              8 * block_align // tf.maximum(channels, 1), (bits + 7) // 8 * 8)
+    pcm = tf.equal(tag, _PCM) & (bits >= 1) & (bits <= container_bits) & (
+        (container_bits == 8) | (container_bits == 16) | (container_bits == 24) | (container_bits == 32))
+    float_ = tf.equal(tag, _FLOAT) & tf.equal(bits, container_bits) & ((bits == 32) | (bits == 64))
+    g711 = (tf.equal(tag, _MULAW) | tf.equal(tag, _ALAW)) & tf.equal(container_bits, 8)
+    rate = _u32(tf.strings.substr(fmt, 4, 4))
+    wav = riff & (fmt_at > 0) & (fmt_size >= 16) & (data_at > 0) & (channels >= 1) & (rate > 0) & (pcm | float_ | g711)
+    truncated = data_at + data_size > length
     return {
         "wav": wav,
-        "supported": supported,
-        "rate": _u32(tf.strings.substr(fmt, 4, 4)),
+        "supported": wav & ~truncated,  # a truncated file is not decoded
+        "truncated": truncated,
+        "riff": riff,
+        "rate": rate,
         "channels": channels,
         "bits": bits,
+        "container_bits": container_bits,
         "tag": tag,
         "data_offset": data_at,
         "data_size": data_size,
     }
 
 
+def unsupported_reason(data):
+    """Why :func:`decode_wav_mono` refuses WAV bytes, in words (Python, eager); ``None`` when it decodes them.
+
+    Example:
+        >>> from keras_mm.preprocessing.wav import unsupported_reason
+        >>> wav = tf.audio.encode_wav(tf.zeros([10, 1]), 8000).numpy()
+        >>> unsupported_reason(wav) is None, unsupported_reason(wav[:50])
+        (True, 'truncated: the header announces 20 bytes of samples, the file holds 6')
+    """
+    data = bytes(data)
+    header = {k: v.numpy() for k, v in wav_header(tf.constant(data)).items()}
+    if header["supported"]:
+        return None
+    if data[:4] == b"RIFX":
+        return "big-endian WAV (RIFX) is not decoded: convert it to little-endian PCM WAV"
+    if not header["riff"]:
+        return "not a WAV file (no RIFF/WAVE or RF64 header)"
+    if header["data_offset"] < 0:
+        return "a WAV file without a data chunk (empty or cut inside its header)"
+    if not header["rate"]:
+        return "a WAV header with a sample rate of 0"
+    if not header["wav"]:
+        tag = int(header["tag"])
+        name = _TAG_NAMES.get(tag, f"format tag {tag}")
+        return (f"WAV encoding {name}, {int(header['bits'])} bits in {int(header['container_bits'])}, "
+                f"{int(header['channels'])} channels is not decoded (PCM 8/16/24/32-bit, float 32/64-bit, µ-law and "
+                "A-law are): convert it to PCM WAV")
+    held = len(data) - int(header["data_offset"])
+    return f"truncated: the header announces {int(header['data_size'])} bytes of samples, the file holds {held}"
+
+
 def plain_pcm16(data):
-    """Whether ``data`` starts like the WAV ``tf.audio.decode_wav`` reads: RIFF/WAVE, a first ``fmt `` chunk of 16 or 18
-    bytes, PCM, 16 bits. Fixed offsets, no chunk walk: the common case's cheap test.
+    """Whether ``data`` is the WAV ``tf.audio.decode_wav`` reads: RIFF/WAVE, a first ``fmt `` chunk of 16 or 18
+    bytes, PCM, 16 bits, then the ``data`` chunk, whole frames, all in the file. Fixed offsets, no chunk walk:
+    the common case's cheap test. Anything else (a ``LIST`` chunk first, a stream writer's unknown size, a
+    truncated file) goes to the general decoder, which reads or refuses it with a reason.
 
     Example:
         >>> from keras_mm.preprocessing.wav import plain_pcm16
-        >>> bool(plain_pcm16(tf.audio.encode_wav(tf.zeros([4, 1]), 8000))), bool(plain_pcm16(b"RIFF"))
-        (True, False)
+        >>> wav = tf.audio.encode_wav(tf.zeros([4, 1]), 8000)
+        >>> bool(plain_pcm16(wav)), bool(plain_pcm16(b"RIFF")), bool(plain_pcm16(tf.strings.substr(wav, 0, 45)))
+        (True, False, False)
     """
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 36), b"\0" * 36]), 0, 36)
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 46), b"\0" * 46]), 0, 46)
     fmt_size = tf.io.decode_raw(tf.strings.substr(head, 16, 4), tf.int32, little_endian=True)[0]
     fields = tf.io.decode_raw(tf.strings.substr(head, 20, 16), tf.uint16, little_endian=True)
+    data_at = 20 + tf.where(fmt_size == 18, 18, 16)
+    data_size = tf.io.decode_raw(tf.strings.substr(head, data_at + 4, 4), tf.int32, little_endian=True)[0]
+    block_align = tf.maximum(tf.cast(fields[6], tf.int32), 1)
+    rates = tf.io.decode_raw(tf.strings.substr(head, 24, 8), tf.int32, little_endian=True)  # sample rate, byte rate
+    consistent = (rates[0] > 0) & tf.equal(rates[1], rates[0] * block_align)  # what decode_wav checks
+    fits = consistent & (data_size > 0) & (data_size <= tf.strings.length(data) - data_at - 8) & tf.equal(data_size % block_align, 0)
     return (tf.equal(tf.strings.substr(head, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(head, 8, 8), b"WAVEfmt ")
-            & ((fmt_size == 16) | (fmt_size == 18)) & tf.equal(fields[0], _PCM) & tf.equal(fields[7], 16))
+            & ((fmt_size == 16) | (fmt_size == 18)) & tf.equal(fields[0], _PCM) & tf.equal(fields[7], 16)
+            & tf.equal(block_align, 2 * tf.cast(fields[1], tf.int32)) & tf.equal(tf.strings.substr(head, data_at, 4), b"data")
+            & fits)
 
 
 def decode_plain_pcm16(data):
@@ -117,7 +204,7 @@ def decode_plain_pcm16(data):
 
 
 def _samples(payload, tag, bits):
-    """Interleaved samples of the data chunk as float32, scaled as soundfile scales them."""
+    """Interleaved samples of the data chunk as float32, scaled as soundfile scales them (``bits``: the container's)."""
 
     def pcm8():  # unsigned
         return (tf.cast(tf.io.decode_raw(payload, tf.uint8), tf.float32) - 128.0) / 128.0
@@ -140,18 +227,28 @@ def _samples(payload, tag, bits):
     def float64():
         return tf.cast(tf.io.decode_raw(payload, tf.float64, little_endian=True), tf.float32)
 
-    branch = tf.where(tf.equal(tag, _FLOAT), 4 + bits // 64, bits // 8 - 1)  # PCM 8/16/24/32: 0..3, float 32/64: 4, 5
-    return tf.switch_case(branch, [pcm8, pcm16, pcm24, pcm32, float32, float64])
+    def mulaw():
+        return tf.gather(tf.constant(_MULAW_TABLE), tf.cast(tf.io.decode_raw(payload, tf.uint8), tf.int32))
+
+    def alaw():
+        return tf.gather(tf.constant(_ALAW_TABLE), tf.cast(tf.io.decode_raw(payload, tf.uint8), tf.int32))
+
+    # PCM 8/16/24/32: 0..3, float 32/64: 4, 5, µ-law 6, A-law 7
+    branch = tf.where(tf.equal(tag, _FLOAT), 4 + bits // 64,
+                      tf.where(tf.equal(tag, _MULAW), 6, tf.where(tf.equal(tag, _ALAW), 7, bits // 8 - 1)))
+    return tf.switch_case(branch, [pcm8, pcm16, pcm24, pcm32, float32, float64, mulaw, alaw])
 
 
 def decode_wav_mono(data, header=None):
     """WAV bytes -> ``(mono float32 waveform [n], sample rate int32)``, channels averaged.
 
-    Reads PCM 8/16/24/32-bit and IEEE float 32/64-bit WAV, plain or
+    Reads PCM in 8/16/24/32-bit containers (12-bit, 20-bit, ... samples
+    too), IEEE float 32/64-bit, µ-law and A-law WAV, RIFF or RF64, plain or
     WAVE_FORMAT_EXTENSIBLE, with any chunks (``LIST``, ``fact``, ...) around
     ``fmt `` and ``data``. Anything else (not WAV, truncated, another encoding
-    such as ADPCM) raises ``InvalidArgumentError`` saying so; callers isolate
-    it per sample (serving) or name the file (manifests). ``header``: the
+    such as ADPCM) raises ``InvalidArgumentError`` (:func:`unsupported_reason`
+    says why in words); callers isolate it per sample (serving) or name the
+    file (manifests). ``header``: the
     :func:`wav_header` of ``data`` when the caller has read it already.
 
     Example:
@@ -174,14 +271,14 @@ def decode_wav_mono(data, header=None):
 
 def _decode_general(data, header):
     check = tf.debugging.Assert(header["supported"], [
-        "not a WAV file keras_mm decodes (RIFF/WAVE with fmt and data chunks, PCM 8/16/24/32-bit or float "
-        "32/64-bit, not truncated): format tag", header["tag"], "bits", header["bits"]])
+        "not a WAV file keras_mm decodes (RIFF/WAVE or RF64 with fmt and data chunks, PCM 8/16/24/32-bit, float "
+        "32/64-bit, mu-law or A-law, not truncated): format tag", header["tag"], "bits", header["bits"]])
 
     def decode():
-        frame_bytes = tf.cast(tf.maximum(header["channels"] * (header["bits"] // 8), 1), tf.int64)
+        frame_bytes = tf.cast(tf.maximum(header["channels"] * (header["container_bits"] // 8), 1), tf.int64)
         size = header["data_size"] // frame_bytes * frame_bytes  # whole frames
         payload = tf.strings.substr(data, tf.cast(header["data_offset"], tf.int32), tf.cast(size, tf.int32))
-        samples = _samples(payload, header["tag"], header["bits"])
+        samples = _samples(payload, header["tag"], header["container_bits"])
         return tf.reduce_mean(tf.reshape(samples, [-1, header["channels"]]), axis=1), tf.cast(header["rate"], tf.int32)
 
     with tf.control_dependencies([check]):

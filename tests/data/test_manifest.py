@@ -349,7 +349,7 @@ def test_check_manifest_lists_every_bad_row_in_one_pass(tmp_path, model):
     problems = dict(keras_mm.data.check_manifest(path, model=model))
     assert sorted(problems) == bad_lines and {7, 12, 20} <= set(bad_lines), problems
     assert problems[7].startswith("image=") and "undecodable" in problems[7]
-    assert problems[12].startswith("cannot load audio=") and "Format not recognised" in problems[12]
+    assert problems[12].startswith("cannot load audio=") and "not a WAV file (no RIFF/WAVE or RF64 header)" in problems[12]
     assert problems[20].startswith("image=") and problems[20].endswith("is missing or unreadable")
     assert keras_mm.data.check_manifest(sample_manifest_path(), model=model) == []
 

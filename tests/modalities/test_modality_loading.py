@@ -44,7 +44,7 @@ def test_graph_loader_is_also_the_eager_loader(tmp_path):
         Neither().load_file("x")
 
 
-def test_16_bit_wav_is_decoded_without_python_and_other_audio_with_it(tmp_path, monkeypatch):
+def test_16_bit_wav_is_decoded_without_python_other_wav_by_the_serving_decoder_and_the_rest_by_soundfile(tmp_path, monkeypatch):
     import soundfile
 
     image_bytes = b"\x89PNG not really\x00"
@@ -53,6 +53,7 @@ def test_16_bit_wav_is_decoded_without_python_and_other_audio_with_it(tmp_path, 
     tone = np.full((400, 1), 0.25, "float32")
     soundfile.write(tmp_path / "a.wav", tone, 8000, subtype="PCM_16")
     soundfile.write(tmp_path / "a24.wav", tone, 8000, subtype="PCM_24")
+    soundfile.write(tmp_path / "a.flac", tone, 8000, subtype="PCM_16")
 
     def python_decoder_called(*args, **kwargs):
         raise RuntimeError("the Python fallback was called")
@@ -61,5 +62,7 @@ def test_16_bit_wav_is_decoded_without_python_and_other_audio_with_it(tmp_path, 
     load = tf.function(lambda p: get_modality("audio").load_graph(p, sample_rate=8000))
     np.testing.assert_allclose(load(tf.constant(str(tmp_path / "a.wav"))).numpy(), 0.25, atol=1e-4)
     assert keras_mm.data.load_audio_file(str(tmp_path / "a.wav"), 16000).shape == (800,)
+    # other WAV: the serving decoder (called from Python, never soundfile); FLAC/OGG/MP3: soundfile
+    np.testing.assert_allclose(load(tf.constant(str(tmp_path / "a24.wav"))).numpy(), 0.25, atol=1e-6)
     with pytest.raises(tf.errors.OpError, match="the Python fallback was called"):
-        load(tf.constant(str(tmp_path / "a24.wav")))
+        load(tf.constant(str(tmp_path / "a.flac")))

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_mm.preprocessing.wav import decode_wav_mono, plain_pcm16, wav_header
 
 CLIP = np.clip(np.random.default_rng(0).normal(0, 0.3, (1001, 2)), -1, 1).astype("float32")
-ENCODINGS = ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"]
+ENCODINGS = ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW"]
 
 
 def wav_bytes(subtype, channels=2, rate=22050, container="WAV"):
@@ -25,7 +25,7 @@ def soundfile_mono(data):
     return audio.mean(axis=1), rate
 
 
-@pytest.mark.parametrize("container", ["WAV", "WAVEX"])
+@pytest.mark.parametrize("container", ["WAV", "WAVEX", "RF64"])
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("subtype", ENCODINGS)
 def test_every_pcm_and_float_encoding_equals_soundfile(subtype, channels, container):
@@ -56,10 +56,37 @@ def test_chunks_before_and_between_fmt_and_data_are_skipped():
     assert bool(wav_header(data)["supported"]) and not bool(plain_pcm16(data))
 
 
+def _with_fmt(data, **fields):
+    """``data`` (a plain WAV) with fmt fields replaced: block_align, bits."""
+    at = data.index(b"fmt ") + 8
+    tag, channels, rate, byte_rate, block_align, bits = struct.unpack("<HHIIHH", data[at:at + 16])
+    values = {**dict(tag=tag, channels=channels, rate=rate, byte_rate=byte_rate, block_align=block_align, bits=bits),
+              **fields}
+    packed = struct.pack("<HHIIHH", *(values[k] for k in ("tag", "channels", "rate", "byte_rate", "block_align", "bits")))
+    return data[:at] + packed + data[at + 16:]
+
+
+def _with_data_size(data, size):
+    at = data.index(b"data") + 4
+    return data[:at] + struct.pack("<I", size) + data[at + 4:]
+
+
+def test_samples_narrower_than_their_container_and_stream_writers_sizes_equal_soundfile():
+    # 20-bit samples in 3-byte containers and 12-bit in 2 (scipy's test files; soundfile reads them
+    # as the container's width), a stream writer's unknown data size (ffmpeg to a pipe writes 0xFFFFFFFF)
+    cases = {"20-bit": _with_fmt(wav_bytes("PCM_24", 1), bits=20), "12-bit": _with_fmt(wav_bytes("PCM_16", 2), bits=12),
+             "streamed": _with_data_size(wav_bytes("PCM_16", 1), 0xFFFFFFFF)}
+    for name, data in cases.items():
+        assert not bool(plain_pcm16(data)), name
+        np.testing.assert_array_equal(decode_wav_mono(data)[0].numpy(), soundfile_mono(data)[0], err_msg=name)
+
+
 @pytest.mark.parametrize("data", [
     b"", b"RIFF", b"not a wav file at all", wav_bytes("PCM_24")[:300],  # truncated
-    wav_bytes("IMA_ADPCM", 1),  # an encoding it does not read (soundfile does, in the training loader)
-], ids=["empty", "riff-only", "text", "truncated", "adpcm"])
+    wav_bytes("PCM_16")[:300],  # truncated 16-bit: not sent to tf.audio.decode_wav
+    wav_bytes("IMA_ADPCM", 1),  # an encoding it does not read
+    _with_fmt(wav_bytes("PCM_16", 1), rate=0, byte_rate=0),
+], ids=["empty", "riff-only", "text", "truncated", "truncated-16-bit", "adpcm", "rate-0"])
 def test_what_it_does_not_read_raises_and_the_header_says_so(data):
     assert not bool(wav_header(data)["supported"])
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a WAV file keras_mm decodes"):
@@ -84,3 +111,26 @@ def test_training_loader_and_serving_give_the_same_waveform_for_a_24_bit_file(tm
     served, status = decode_wav_batch(tf.constant([path.read_bytes()]), len(loaded), 16000)
     assert status.numpy().tolist() == [0]  # ok
     np.testing.assert_allclose(served.numpy()[0], loaded, atol=1e-6)
+
+
+@pytest.mark.parametrize("subtype, cut, reason", [
+    ("PCM_24", 300, "truncated: the header announces"), ("IMA_ADPCM", None, "WAV encoding IMA ADPCM"),
+    ("FLOAT", None, "big-endian WAV"),
+])
+def test_a_wav_serving_refuses_is_an_error_naming_the_file_in_training_too(tmp_path, subtype, cut, reason):
+    # soundfile read these in the training loader (a truncated file half-read), so rows trained that serving_wav
+    # then marked undecodable
+    from keras_mm.modalities import load_audio_file
+    from keras_mm.preprocessing.audio import decode_wav_batch
+
+    data = wav_bytes(subtype, 1)[:cut]
+    if reason.startswith("big-endian"):
+        buffer = io.BytesIO()
+        soundfile.write(buffer, CLIP[:, :1], 22050, subtype="FLOAT", format="WAV", endian="BIG")
+        data = buffer.getvalue()
+        assert data[:4] == b"RIFX"
+    path = tmp_path / "clip.wav"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=f"cannot decode {path} as audio: {reason}"):
+        load_audio_file(str(path), 16000)
+    assert decode_wav_batch(tf.constant([data]), 100, 16000)[1].numpy().tolist() == [2]  # undecodable
