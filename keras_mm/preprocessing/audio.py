@@ -10,6 +10,35 @@ from keras_mm.preprocessing.wav import decode_wav_mono
 
 
 MAX_ABS_AMPLITUDE = 1e6
+#: the lowest file sample rate resampled: no recording has less, and a corrupt header's tiny rate made resampling
+#: allocate gigabytes (a 16 KB WAV claiming 1 Hz took 4.8 GB) and take a server down.
+MIN_FILE_SAMPLE_RATE = 1000
+#: integer PCM as soundfile and librosa scale it to float: ``(offset, full scale)``.
+_PCM_SCALES = {"int8": (0.0, 2.0**7), "uint8": (128.0, 2.0**7), "int16": (0.0, 2.0**15), "int32": (0.0, 2.0**31)}
+
+
+def pcm_to_float(waveform):
+    """Integer PCM samples (int16 from ``scipy.io.wavfile.read``, ...) as float32 in [-1, 1]; float input unchanged.
+
+    The scaling soundfile and librosa use: int16 / 32768, int32 / 2³¹, int8 / 128,
+    (uint8 - 128) / 128. Unscaled int16 samples reached the model at ±32768
+    with status ``ok``: every prediction shifted without a word.
+
+    Example:
+        >>> pcm_to_float(np.array([-32768, 0, 16384], np.int16))
+        array([-1. ,  0. ,  0.5], dtype=float32)
+    """
+    is_tensor = isinstance(waveform, (tf.Tensor, tf.RaggedTensor))
+    dtype = np.dtype(waveform.dtype.as_numpy_dtype if is_tensor else np.asarray(waveform).dtype)
+    if dtype.kind not in "iu":
+        return waveform
+    if dtype.name not in _PCM_SCALES:
+        raise ValueError(f"audio samples of dtype {dtype.name}: pass float audio in [-1, 1] or integer PCM "
+                         f"({', '.join(_PCM_SCALES)}).")
+    offset, scale = _PCM_SCALES[dtype.name]
+    if is_tensor:
+        return tf.cast((tf.cast(waveform, tf.float64) - offset) / scale, tf.float32)
+    return ((np.asarray(waveform, np.float64) - offset) / scale).astype(np.float32)
 
 
 def waveform_status(waveforms):
@@ -119,7 +148,9 @@ def resample(waveform, orig_rate, target_rate):
     transform back. Runs in float64 and returns the input's dtype, so it agrees
     with scipy to about 1e-7 of the signal's peak. Equal rates return the
     input unchanged. Rates may be Python numbers or scalar tensors (e.g. the
-    rate ``tf.audio.decode_wav`` read from a file).
+    rate ``tf.audio.decode_wav`` read from a file). An ``orig_rate`` below
+    ``MIN_FILE_SAMPLE_RATE`` (1000 Hz) raises ``InvalidArgumentError``: a corrupt
+    header's rate of 1 Hz made a 16 KB file resample to 4.8 GB.
 
     Args:
         waveform: float tensor ``[..., n]`` (time on the last axis).
@@ -159,17 +190,25 @@ def resample(waveform, orig_rate, target_rate):
         out = tf.signal.irfft(spectrum, fft_length=tf.reshape(num, [1]))
         return tf.cast(out * (tf.cast(num, tf.float64) / tf.cast(n, tf.float64)), x.dtype)
 
+    def checked_fft_resample():
+        check = tf.debugging.assert_greater_equal(
+            orig, tf.constant(MIN_FILE_SAMPLE_RATE, tf.float64),
+            message=f"resample: a sample rate below {MIN_FILE_SAMPLE_RATE} Hz (a corrupt header?) is refused")
+        with tf.control_dependencies([check]):
+            return fft_resample()
+
     # Equal rates: unchanged, as librosa does; an empty waveform stays empty.
     unchanged = tf.logical_or(tf.equal(orig, target), tf.equal(n, 0))
-    return tf.cond(unchanged, lambda: x, fft_resample)
+    return tf.cond(unchanged, lambda: x, checked_fft_resample)
 
 
 class WaveformPreprocessor(FeaturePreprocessor):
     """Audio -> ``{feature: float32 [B, num_samples], feature_present: [B]}``.
 
     Raw audio is a float waveform at the model's sample rate (any length:
-    padded with zeros or cropped) or, as a string tensor, WAV bytes (at any
-    rate: resampled to the model's).
+    padded with zeros or cropped; integer PCM is scaled to [-1, 1] by
+    :func:`pcm_to_float`) or, as a string tensor, WAV bytes (at any rate:
+    resampled to the model's).
 
     Example:
         >>> pre = WaveformPreprocessor("speech", num_samples=16000)
@@ -203,7 +242,10 @@ class WaveformPreprocessor(FeaturePreprocessor):
     def process_batch_with_status(self, raw):
         if isinstance(raw, (list, tuple)) and raw and not isinstance(raw[0], (bytes, str)):
             # a list of clips of any lengths (the README's "any length"): "non-rectangular sequence" otherwise
-            raw = tf.ragged.constant([np.asarray(v, np.float32).reshape(-1) for v in raw], dtype=tf.float32)
+            clips = [np.asarray(pcm_to_float(v), np.float32).reshape(-1) for v in raw]
+            raw = tf.ragged.constant(clips, dtype=tf.float32)
+        elif isinstance(raw, (np.ndarray, tf.Tensor, tf.RaggedTensor)):
+            raw = pcm_to_float(raw)
         if not isinstance(raw, tf.RaggedTensor) and tf.convert_to_tensor(raw).dtype == tf.string:
             audio, state = decode_wav_batch(tf.convert_to_tensor(raw), self.num_samples, self.sample_rate)
         else:

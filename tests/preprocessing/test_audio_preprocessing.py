@@ -81,3 +81,36 @@ def test_resample_in_graph_with_the_rate_as_a_tensor():
     wave = np.sin(np.arange(800) / 5.0).astype("float32")
     np.testing.assert_array_equal(fn(wave, 16000).numpy(), wave)  # equal rates: unchanged
     assert fn(wave, 8000).shape == (1600,) and fn(tf.zeros([0]), 8000).shape == (0,)
+
+
+def test_integer_pcm_is_scaled_like_soundfile_and_other_integers_are_refused():
+    # int16 from scipy.io.wavfile.read reached the model unscaled (±32768) with status "ok"
+    import pytest
+
+    wave = (np.sin(np.arange(400) / 7.0) * 20000).astype(np.int16)
+    pre = WaveformPreprocessor("speech", 500)
+    expected = pre.process_batch((wave / 32768.0).astype("float32")[None])["speech"].numpy()
+    for raw in (wave[None], tf.constant(wave[None]), [wave]):
+        np.testing.assert_array_equal(pre.process_batch(raw)["speech"].numpy(), expected)
+    unsigned = np.array([[0, 128, 255]], np.uint8)
+    np.testing.assert_allclose(pre.process_batch(unsigned)["speech"].numpy()[0, :3], [-1.0, 0.0, 127 / 128])
+    with pytest.raises(ValueError, match="dtype int64: pass float audio"):
+        pre.process_batch(wave.astype(np.int64)[None])
+
+
+def test_a_header_rate_below_1000_hz_is_refused_before_resampling_allocates():
+    # a 2 KB WAV claiming 1 Hz resampled to 16 M samples (1.3 GB); 16 KB to 4.8 GB
+    import struct
+
+    good = tf.audio.encode_wav(tf.fill([64000, 1], 0.1), 8000).numpy()
+    one_hertz = good[:24] + struct.pack("<II", 1, 2) + good[32:]
+    audio, state = decode_wav_batch(tf.constant([good, one_hertz]), 16000, 16000)
+    assert [n.decode() for n in status_names(state).numpy()] == ["ok", "undecodable"]
+    np.testing.assert_array_equal(audio.numpy()[1], 0.0)
+    try:
+        resample(tf.zeros([100]), 999, 16000)
+    except tf.errors.InvalidArgumentError as error:
+        assert "below 1000 Hz" in error.message
+    else:
+        raise AssertionError("a 999 Hz rate was resampled")
+    assert resample(tf.zeros([100]), 1000, 2000).shape == [200]
