@@ -13,6 +13,7 @@ Examples:
 import argparse
 import json
 import os
+import re
 import sys
 
 
@@ -76,8 +77,8 @@ def _read_inputs(args, metadata, encoded_audio=False):
                 samples[feature] = [b"" if modality.is_empty_cell(value) else open(value, "rb").read()]
                 continue
             samples[feature] = [modality.load_cell(value, os.path.abspath, **options)]
-        except ValueError as error:
-            sys.exit(f"error: {feature} {value!r}: {error}")
+        except Exception as error:  # noqa: BLE001 -- a bad file's ValueError or TensorFlow error, as one line
+            sys.exit(f"error: {feature} {value!r}: {_one_line(error)}")
     return samples
 
 
@@ -132,6 +133,18 @@ def _run_file(args, model_required=True):
     if getattr(args, "model", None) or getattr(args, "output", None):
         document["output"] = {"dir": getattr(args, "output", None) or os.path.dirname(os.path.abspath(args.model))}
     return RunFile.from_dict(document, source="command line")
+
+
+def _one_line(error):
+    """A ValueError's text, or a TensorFlow error's message without its ``{{function_node ...}}`` prefix and op trace."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.OpError):
+        message = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", error.message.strip())
+        return message.splitlines()[0] if message else type(error).__name__
+    if isinstance(error, ValueError):
+        return str(error)
+    raise error
 
 
 def _exit_with(error):

@@ -394,7 +394,8 @@ class RunFile:
     def _manifest_classes(self):
         """(class names, number of classes) of the manifest's labels over all splits."""
         try:
-            manifest = Manifest(self.data.manifest, self.data.features, self.data.label)
+            # the labels only: a missing file is check's and training's business (on_error decides), not this one's
+            manifest = Manifest(self.data.manifest, self.data.features, self.data.label, on_error="skip")
         except ValueError as error:
             raise RunFileError(f"{self.source}: data.manifest: {error}") from None
         if manifest.class_names is not None:

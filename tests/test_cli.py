@@ -51,7 +51,11 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
                                  "serving_wav", "--compact"))
     assert wav_out["audio_status"] == "ok" and wav_out["audio_present"] == 1.0
     # mistakes are one error line, no traceback
+    truncated = tmp_path / "cut.wav"
+    truncated.write_bytes(wav.read_bytes()[:5000])  # a raw InvalidArgumentError traceback from DecodeWav
     for args, expected in [
+        (["predict", "--model", str(tmp_path / "served"), "--audio", str(truncated)],
+         f"error: audio '{truncated}': cannot decode {truncated} as audio: truncated: the header announces"),
         (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "nope"],
          "error: signature 'nope' is not in this export. Signatures: serving_default, serving_numeric, serving_wav"),
         (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "serving_numeric"],
@@ -166,6 +170,12 @@ def test_check_lists_every_unusable_row_and_a_run_file_can_skip_them(tmp_path, c
     assert {5, 10} <= {line for line, _ in ds.manifest.skipped} and len(ds.manifest) < len(rows)
     main(["check", "--manifest", keras_mm.datasets.sample_manifest_path()])
     assert "every row is usable" in capsys.readouterr().out
+    # with the classes read from the manifest (no num_classes) the missing file stopped the check at its row
+    run_file.write_text(f"model: {{preset: tiny_attention}}\ndata: {{manifest: {manifest}}}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--config", str(run_file)])
+    out = capsys.readouterr().out
+    assert exited.value.code == 1 and "line 5: image=" in out and "line 10: audio=" in out
 
 
 def test_train_stops_on_a_bad_row_or_a_misspelt_split_with_one_error_line(tmp_path, monkeypatch):

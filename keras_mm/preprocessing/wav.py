@@ -154,11 +154,16 @@ def unsupported_reason(data):
     if not header["rate"]:
         return "a WAV header with a sample rate of 0"
     if not header["wav"]:
-        tag = int(header["tag"])
-        name = _TAG_NAMES.get(tag, f"format tag {tag}")
-        return (f"WAV encoding {name}, {int(header['bits'])} bits in {int(header['container_bits'])}, "
-                f"{int(header['channels'])} channels is not decoded (PCM 8/16/24/32-bit, float 32/64-bit, µ-law and "
-                "A-law are): convert it to PCM WAV")
+        tag, channels = int(header["tag"]), int(header["channels"])
+        if channels < 1:
+            return "a WAV header with 0 channels"
+        if tag in (_PCM, _FLOAT, _ALAW, _MULAW):
+            kind = {_PCM: "PCM", _FLOAT: "float", _ALAW: "A-law", _MULAW: "µ-law"}[tag]
+            encoding = f"{kind} with {int(header['bits'])}-bit samples in {int(header['container_bits'])}-bit containers"
+        else:
+            encoding = _TAG_NAMES.get(tag, f"format tag {tag}")
+        return (f"WAV encoding {encoding} is not decoded (PCM in 8/16/24/32-bit containers, float 32/64-bit, "
+                "µ-law and A-law are): convert it to PCM WAV")
     held = len(data) - int(header["data_offset"])
     return f"truncated: the header announces {int(header['data_size'])} bytes of samples, the file holds {held}"
 
