@@ -123,19 +123,21 @@ def blending_weights(before, after):
 
     For branch ``k``: ``G_k = V_k(before) - V_k(after)`` (generalisation: how
     much its held-out loss fell) and ``O_k = (V_k - T_k)(after) - (V_k - T_k)(before)``
-    (overfitting: how much its held-out-minus-train gap grew); ``w_k ∝ |G_k / O_k²|``,
-    normalised to sum to 1 (Wang et al., CVPR 2020, eq. 6-7).
+    (overfitting: how much its held-out-minus-train gap grew); ``w_k ∝ G_k / O_k²``,
+    normalised to sum to 1 (Wang et al., CVPR 2020, eq. 6-7). A branch whose
+    held-out loss rose (``G_k < 0``) gets weight 0: it only overfits. (The
+    paper's ``|G_k / O_k²|`` gives it weight as if it generalised.)
 
     Args:
         before, after: ``{branch: (train_loss, held_out_loss)}``.
 
     Returns:
-        ``{branch: weight}``; uniform when no branch moved at all.
+        ``{branch: weight}``; uniform when no branch generalised at all.
 
     Example:
         >>> w = keras_mm.training.balance.blending_weights(
         ...     {"output": (1.0, 1.2), "aux_image": (1.0, 1.1)}, {"output": (0.5, 0.9), "aux_image": (0.8, 1.0)})
-        >>> {k: round(v, 3) for k, v in w.items()}   # |G/O²|: output 0.3/0.2² = 7.5, aux_image 0.1/0.1² = 10
+        >>> {k: round(v, 3) for k, v in w.items()}   # G/O²: output 0.3/0.2² = 7.5, aux_image 0.1/0.1² = 10
         {'output': 0.429, 'aux_image': 0.571}
     """
     raw = {}
@@ -143,11 +145,34 @@ def blending_weights(before, after):
         (t0, v0), (t1, v1) = before[branch], after[branch]
         generalisation = v0 - v1
         overfitting = (v1 - t1) - (v0 - t0)
-        raw[branch] = abs(generalisation / max(overfitting * overfitting, 1e-12))
+        raw[branch] = max(generalisation, 0.0) / max(overfitting * overfitting, 1e-12)
     total = sum(raw.values())
     if not math.isfinite(total) or total <= 0:
         return {branch: 1.0 / len(raw) for branch in raw}
     return {branch: value / total for branch, value in raw.items()}
+
+
+def blend_estimate(previous, estimate, smoothing, min_output_weight):
+    """The weights a training run uses next: ``estimate`` averaged with ``previous``, the fused output kept at a floor.
+
+    One super-epoch's estimate is noisy (``O_k²`` of a few batches can be
+    near 0, so one branch takes nearly all the weight): the weights move by
+    ``1 - smoothing`` of the way to the new estimate, and the fused output,
+    the one that is served, keeps at least ``min_output_weight``; the
+    unimodal heads share the rest in their proportions.
+
+    Example:
+        >>> w = keras_mm.training.balance.blend_estimate(
+        ...     {"output": 0.5, "aux_image": 0.5}, {"output": 0.0, "aux_image": 1.0}, 0.5, 0.4)
+        >>> {k: round(v, 3) for k, v in w.items()}
+        {'output': 0.4, 'aux_image': 0.6}
+    """
+    weights = {b: smoothing * previous[b] + (1.0 - smoothing) * estimate[b] for b in previous}
+    if weights["output"] < min_output_weight:
+        rest = sum(v for b, v in weights.items() if b != "output")
+        scale = (1.0 - min_output_weight) / rest if rest > 0 else 0.0
+        weights = {b: min_output_weight if b == "output" else v * scale for b, v in weights.items()}
+    return weights
 
 
 @register_balance("gradient_blending")
@@ -158,11 +183,16 @@ class GradientBlendingSteps(AuxiliaryLossSteps):
     measured on up to ``train_batches`` batches of the training data and on
     the held-out data (the validation data given to ``keras_mm.train``, as in
     the MultiBench reference implementation), and the weights are re-estimated
-    from how the losses moved since the previous estimate.
+    from how the losses moved since the previous estimate
+    (:func:`blending_weights`), then damped and floored (:func:`blend_estimate`).
 
     Args:
         every: epochs per "super-epoch" between re-estimates.
         train_batches: training batches used to measure train losses.
+        smoothing: the share of the previous weights kept at each re-estimate
+            (0: use each estimate as it is, the paper's online G-Blend).
+        min_output_weight: the least weight of the fused output's loss;
+            ``None``: its uniform share, ``1 / (1 + number of features)``.
         **kwargs: :class:`TrainingSteps` arguments.
 
     Example:
@@ -172,11 +202,19 @@ class GradientBlendingSteps(AuxiliaryLossSteps):
         {'output': 0.25, 'aux_audio': 0.25, 'aux_image': 0.25, 'aux_text': 0.25}
     """
 
-    def __init__(self, model, optimizer, global_batch_size, every=2, train_batches=20, **kwargs):
+    def __init__(self, model, optimizer, global_batch_size, every=2, train_batches=20, smoothing=0.5,
+                 min_output_weight=None, **kwargs):
         super().__init__(model, optimizer, global_batch_size, **kwargs)
         if int(every) < 1:
             raise ValueError(f"balance: every must be a positive number of epochs, got {every!r}.")
+        if not 0.0 <= float(smoothing) < 1.0:
+            raise ValueError(f"balance: smoothing must be in [0, 1), got {smoothing!r}.")
+        if min_output_weight is None:
+            min_output_weight = 1.0 / len(self.branch_names)
+        if not 0.0 <= float(min_output_weight) <= 1.0:
+            raise ValueError(f"balance: min_output_weight must be in [0, 1], got {min_output_weight!r}.")
         self.every, self.train_batches = int(every), int(train_batches)
+        self.smoothing, self.min_output_weight = float(smoothing), float(min_output_weight)
         with self.strategy.scope():
             uniform = np.full(len(self.branch_names), 1.0 / len(self.branch_names), "float32")
             self._weights = tf.Variable(uniform, trainable=False, name="blending_weights")
@@ -231,7 +269,8 @@ class GradientBlendingSteps(AuxiliaryLossSteps):
         if (epoch + 1) % self.every:
             return None
         current = self._snapshot(train_dataset, validation_dataset)
-        weights = blending_weights(self._reference, current)
+        weights = blend_estimate(self.weights, blending_weights(self._reference, current), self.smoothing,
+                                 self.min_output_weight)
         self._reference = current
         self._weights.assign([weights[b] for b in self.branch_names])
         self.weight_history.append((epoch, weights))

@@ -10,6 +10,7 @@ from keras_mm.training.balance import (
     AuxiliaryLossSteps,
     GradientBlendingSteps,
     OGMGESteps,
+    blend_estimate,
     blending_weights,
     modulation_coefficients,
 )
@@ -74,20 +75,36 @@ def test_blending_weights_follow_generalisation_over_squared_overfitting():
     for k in before:
         g = before[k][1] - after[k][1]
         o = (after[k][1] - after[k][0]) - (before[k][1] - before[k][0])
-        raw[k] = abs(g / o**2)
+        raw[k] = max(g, 0.0) / o**2
     total = sum(raw.values())
     weights = blending_weights(before, after)
     for k in raw:
         assert weights[k] == pytest.approx(raw[k] / total)
     assert sum(weights.values()) == pytest.approx(1.0)
+    # aux_image's held-out loss rose (1.4 -> 1.45): it only overfits, so no weight (|G/O²| gave it 0.03)
+    assert weights["aux_image"] == 0.0 and weights["output"] > 0 and weights["aux_audio"] > 0
     assert blending_weights(before, before) == {k: pytest.approx(1 / 3) for k in before}
+
+
+def test_blend_estimate_damps_each_estimate_and_keeps_the_fused_output_at_its_floor():
+    previous = {"output": 0.4, "aux_audio": 0.3, "aux_image": 0.3}
+    estimate = {"output": 0.2, "aux_audio": 0.7, "aux_image": 0.1}
+    assert blend_estimate(previous, estimate, 0.0, 0.0) == pytest.approx(estimate)
+    damped = blend_estimate(previous, estimate, 0.25, 0.0)
+    assert damped == pytest.approx({k: 0.25 * previous[k] + 0.75 * estimate[k] for k in previous})
+    floored = blend_estimate(previous, estimate, 0.25, 0.5)
+    # output raised to 0.5, the unimodal heads share the other half in their damped proportions
+    rest = damped["aux_audio"] + damped["aux_image"]
+    assert floored == pytest.approx({"output": 0.5, "aux_audio": 0.5 * damped["aux_audio"] / rest,
+                                     "aux_image": 0.5 * damped["aux_image"] / rest})
+    assert blend_estimate(previous, estimate, 0.25, 0.1) == pytest.approx(damped)  # above the floor: unchanged
 
 
 def test_gradient_blending_reestimates_weights_and_uses_them_in_the_loss():
     model = build(auxiliary_heads=True)
     x, y = batch(model)
     data = tf.data.Dataset.from_tensors((x, y))
-    steps = GradientBlendingSteps(model, keras.optimizers.Adam(0.05), 8, every=2)
+    steps = GradientBlendingSteps(model, keras.optimizers.Adam(0.05), 8, every=2, smoothing=0.25, min_output_weight=0.3)
     assert steps.weights == pytest.approx({"output": 1 / 3, "aux_audio": 1 / 3, "aux_image": 1 / 3})
     steps.begin_training(data, data)
     reference = steps._reference
@@ -96,7 +113,7 @@ def test_gradient_blending_reestimates_weights_and_uses_them_in_the_loss():
         message = steps.end_epoch(epoch, data, data)
         assert (message is None) == (epoch == 0)
     current = {b: (steps.measure(data)[b],) * 2 for b in steps.branch_names}  # train and held-out are the same data
-    expected = blending_weights(reference, current)
+    expected = blend_estimate({b: 1 / 3 for b in steps.branch_names}, blending_weights(reference, current), 0.25, 0.3)
     assert steps.weights == pytest.approx(expected, rel=1e-4)
     assert steps.weights != pytest.approx({b: 1 / 3 for b in steps.branch_names})
     outputs = steps.forward_model(x, training=False)
@@ -210,3 +227,9 @@ def test_balance_trains_under_mixed_float16(balance):
     assert model.dtype_policy.name == "mixed_float16"
     assert all(np.isfinite(history.history["loss"]))
     assert model.extras_model()(batch(model, 2)[0])["aux_image"].dtype == "float32"
+
+
+@pytest.mark.parametrize("option, value", [("smoothing", 1.0), ("min_output_weight", 1.5), ("every", 0)])
+def test_gradient_blending_refuses_options_out_of_range_by_name(option, value):
+    with pytest.raises(ValueError, match=f"{option} must"):
+        GradientBlendingSteps(build(auxiliary_heads=True), keras.optimizers.SGD(0.1), 8, **{option: value})
