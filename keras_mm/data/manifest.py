@@ -754,9 +754,15 @@ def _unusable_row_error(manifest, options, preprocessor, index, feature):
     # (the other samples are unaffected)", which read as if training had gone on without the file
     _, status = preprocessor.feature_preprocessors[feature].process_batch_with_status(tf.expand_dims(raw, 0))
     reason = SAMPLE_STATUSES[int(status[0])]
-    if reason in ("ok", "empty"):
+    cells, filled = manifest.cells(index)
+    if reason == "ok" or (reason == "empty" and not filled[feature]):  # a blank cell: the modality is missing
         return None
     column = manifest.features[feature]
+    if reason == "empty" and get_modality(manifest.modalities[feature]).reads_files:
+        # the cell names a file that holds nothing: a broken file, not a missing modality
+        return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}="
+                          f"{manifest.rows[index].get(column)!r} ({cells[feature]}) cannot be used: the file is empty. "
+                          "Fix or remove the row.")
     return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}={manifest.rows[index].get(column)!r} "
                       f"({manifest.cells(index)[0][feature]}) cannot be used: {reason} ({STATUS_MEANINGS[reason]}). "
                       "Fix or remove the row.")

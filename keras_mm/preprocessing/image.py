@@ -7,9 +7,15 @@ import tensorflow as tf
 
 from keras_mm.preprocessing.base import FeaturePreprocessor
 from keras_mm.preprocessing.isolation import map_isolating_failures
-from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, status_of_decoded
+from keras_mm.preprocessing.status import EMPTY, NOT_FINITE, OK, TOO_LARGE, status_of_decoded
 
 WHITE = (255, 255, 255)
+#: images whose header announces more pixels are refused before decoding (Pillow's decompression-bomb
+#: threshold): a 283 KB PNG of 16000 x 16000 white pixels took 8.8 GB and 27 s to decode in serving.
+MAX_IMAGE_PIXELS = 89_478_485
+#: what a sample refused by :data:`MAX_IMAGE_PIXELS` decodes to inside :func:`decode_and_resize_images`
+#: (decoded pixels are never negative), turned into status ``too_large`` and zeros there.
+_TOO_LARGE_FILL = -1.0
 
 
 def image_size_pair(image_size, field="image_size"):
@@ -179,7 +185,8 @@ def decode_image(encoded, background=WHITE):
                 [200.,   0.,   0.]]], dtype=float32)
     """
     background = validate_background(background)
-    magic = tf.strings.substr(encoded, 0, 4)
+    header = tf.strings.join([tf.strings.substr(encoded, 0, 12), b"\0" * 12])  # fixed reads of a short input read zeros
+    magic = tf.strings.substr(header, 0, 4)
     rgb = _decode_rgb
 
     def png():
@@ -197,7 +204,7 @@ def decode_image(encoded, background=WHITE):
         return tf.cond(tf.equal(tf.shape(image)[-1], 4), with_alpha, lambda: image[..., :3])
 
     def other():
-        is_webp = tf.equal(magic, b"RIFF") & tf.equal(tf.strings.substr(encoded, 8, 4), b"WEBP")
+        is_webp = tf.equal(magic, b"RIFF") & tf.equal(tf.strings.substr(header, 8, 4), b"WEBP")
         return tf.cond(is_webp, webp, lambda: rgb(encoded))
 
     def not_png():
@@ -267,6 +274,68 @@ def decode_image_in_loader(encoded, background=WHITE):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+def _byte_at(data, position):
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(data, position, 1), tf.uint8)[0], tf.int64)
+
+
+def _uint(data, position, size, little_endian):
+    """An unsigned integer of ``size`` bytes at ``position`` (int64)."""
+    order = range(size) if little_endian else reversed(range(size))
+    return tf.add_n([_byte_at(data, position + i) * (256 ** k) for k, i in enumerate(order)])
+
+
+def announced_pixels(encoded):
+    """Width x height that an encoded image's header announces, read without decoding (int64 scalar; 0: unknown).
+
+    PNG (IHDR), GIF (logical screen), BMP, WebP (VP8, VP8L, VP8X) and JPEG
+    (its frame header, ``tf.image.extract_jpeg_shape``; raises for a corrupt
+    JPEG, as decoding would). The cheap test that keeps a decompression bomb
+    from being decoded (:data:`MAX_IMAGE_PIXELS`).
+
+    Example:
+        >>> from keras_mm.preprocessing.image import announced_pixels
+        >>> int(announced_pixels(tf.io.encode_png(tf.zeros([30, 20, 3], tf.uint8))))
+        600
+    """
+    data = tf.strings.join([encoded, b"\0" * 32])  # fixed reads past a short file's end read zeros
+    magic = tf.strings.substr(data, 0, 4)
+    webp_chunk = tf.strings.substr(data, 12, 4)
+
+    def png():  # no IHDR where the PNG format puts it: not a PNG, the decoder says so
+        ihdr = tf.equal(tf.strings.substr(data, 12, 4), b"IHDR")
+        return tf.where(ihdr, _uint(data, 16, 4, False) * _uint(data, 20, 4, False), tf.constant(0, tf.int64))
+
+    def gif():
+        return _uint(data, 6, 2, True) * _uint(data, 8, 2, True)
+
+    def bmp():  # signed 32-bit width and height (a negative height is a top-down bitmap)
+        def signed(value):
+            return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+        return signed(_uint(data, 18, 4, True)) * signed(_uint(data, 22, 4, True))
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return shape[0] * shape[1]
+
+    def webp():
+        vp8x = (1 + _uint(data, 24, 3, True)) * (1 + _uint(data, 27, 3, True))
+        vp8 = (_uint(data, 26, 2, True) % 16384) * (_uint(data, 28, 2, True) % 16384)
+        b = [_byte_at(data, 21 + i) for i in range(4)]
+        vp8l = (1 + b[0] + (b[1] % 64) * 256) * (1 + b[1] // 64 + b[2] * 4 + (b[3] % 16) * 1024)
+        return tf.where(tf.equal(webp_chunk, b"VP8X"), vp8x,
+                        tf.where(tf.equal(webp_chunk, b"VP8L"), vp8l, tf.where(tf.equal(webp_chunk, b"VP8 "), vp8, 0)))
+
+    is_webp = tf.equal(magic, b"RIFF") & tf.equal(tf.strings.substr(data, 8, 4), b"WEBP")
+    return tf.case([
+        (tf.equal(magic, b"\x89PNG"), png),
+        (tf.equal(magic, b"GIF8"), gif),
+        (tf.equal(tf.strings.substr(data, 0, 2), b"BM"), bmp),
+        (tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), jpeg),
+        (is_webp, webp),
+    ], default=lambda: tf.constant(0, tf.int64), exclusive=True)
+
+
 def decode_and_resize_images(images, image_size, background=WHITE):
     """Decode a batch of encoded images (JPEG/PNG/GIF/WebP/BMP bytes) to float32 RGB pixels, per-sample safe.
 
@@ -281,14 +350,33 @@ def decode_and_resize_images(images, image_size, background=WHITE):
     Returns:
         ``(pixels, valid)``: float32 ``[batch, height, width, 3]`` in 0..255
         (backbone normalisation happens inside the encoder) and bool
-        ``[batch]``. Empty, corrupt, truncated or unsupported images give
-        zeros and ``valid=False`` without affecting the other samples.
+        ``[batch]``. Empty, corrupt, truncated or unsupported images, and
+        images over :data:`MAX_IMAGE_PIXELS`, give zeros and ``valid=False``
+        without affecting the other samples (:func:`decode_and_resize_images_with_status` says which).
 
     Example:
         >>> jpeg = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
         >>> pixels, valid = keras_mm.preprocessing.decode_and_resize_images(tf.stack([jpeg, b"junk"]), (32, 32))
         >>> pixels.shape, valid.numpy()
         (TensorShape([2, 32, 32, 3]), array([ True, False]))
+    """
+    pixels, status = decode_and_resize_images_with_status(images, image_size, background)
+    return pixels, tf.equal(status, OK)
+
+
+def decode_and_resize_images_with_status(images, image_size, background=WHITE):
+    """:func:`decode_and_resize_images` with each sample's status (:mod:`keras_mm.preprocessing.status`) for its ``valid``.
+
+    Encoded images: ``ok``, ``empty``, ``undecodable``, ``file_path_instead_of_bytes``
+    or ``too_large`` (over :data:`MAX_IMAGE_PIXELS`, refused before decoding);
+    decoded pixels: ``ok`` or ``not_finite_or_too_loud``.
+
+    Example:
+        >>> from keras_mm.preprocessing.image import decode_and_resize_images_with_status
+        >>> jpeg = tf.io.encode_jpeg(tf.zeros([8, 8, 3], tf.uint8))
+        >>> pixels, status = decode_and_resize_images_with_status(tf.stack([jpeg, b"", b"cat.png"]), (16, 16))
+        >>> keras_mm.preprocessing.status.status_names(status).numpy()
+        array([b'ok', b'empty', b'file_path_instead_of_bytes'], dtype=object)
     """
     height, width = int(image_size[0]), int(image_size[1])
     background = validate_background(background)
@@ -299,26 +387,43 @@ def decode_and_resize_images(images, image_size, background=WHITE):
             raise ValueError(f"A decoded image batch must have rank 4 [batch, H, W, C], got shape {pixels.shape}.")
         valid = tf.reduce_all(tf.math.is_finite(pixels), axis=[1, 2, 3])
         pixels = tf.where(tf.math.is_finite(pixels), pixels, tf.zeros_like(pixels))
-        return tf.image.resize(composite_over_background(pixels, background), (height, width)), valid
+        resized = tf.image.resize(composite_over_background(pixels, background), (height, width))
+        return resized, tf.where(valid, OK, NOT_FINITE)
 
     def decode_one(encoded):
-        return decode_and_resize_image(encoded, (height, width), background)
+        # too many pixels: a fill no decoded image has (pixels are >= 0), told apart below, instead of a failure
+        return tf.cond(announced_pixels(encoded) > MAX_IMAGE_PIXELS,
+                       lambda: tf.fill([height, width, 3], _TOO_LARGE_FILL),
+                       lambda: decode_and_resize_image(encoded, (height, width), background, check_size=False))
 
-    return map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
+    pixels, decoded = map_isolating_failures(decode_one, images, tf.TensorSpec([height, width, 3], tf.float32))
+    too_large = decoded & tf.equal(pixels[:, 0, 0, 0], _TOO_LARGE_FILL)
+    valid = decoded & ~too_large
+    pixels = tf.where(valid[:, None, None, None], pixels, tf.zeros_like(pixels))
+    return pixels, tf.where(too_large, TOO_LARGE, status_of_decoded(images, valid))
 
 
-def decode_and_resize_image(encoded, image_size, background=WHITE, decode=None):
+def decode_and_resize_image(encoded, image_size, background=WHITE, decode=None, check_size=True):
     """Decode one encoded image with :func:`decode_image` and resize it to float32 ``[height, width, 3]``; raises for bad input.
 
     The per-sample step of :func:`decode_and_resize_images` (which isolates
     its failures) and of training loaders (where a bad file is an error;
     they pass ``decode=decode_image_in_loader``, the same pixels from a smaller graph).
+    An image whose header announces more than :data:`MAX_IMAGE_PIXELS` pixels
+    raises before it is decoded (``check_size=False``: the caller checked).
 
     Example:
         >>> png = tf.io.encode_png(tf.zeros([8, 4, 3], tf.uint8))
         >>> keras_mm.preprocessing.image.decode_and_resize_image(png, (16, 16)).shape
         TensorShape([16, 16, 3])
     """
+    if check_size:
+        pixels = announced_pixels(encoded)
+        limit = tf.debugging.assert_less_equal(pixels, tf.constant(MAX_IMAGE_PIXELS, tf.int64), message=(
+            f"the image's header announces more pixels than MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS:,}; "
+            "keras_mm.preprocessing.image.MAX_IMAGE_PIXELS): shrink the file"))
+        with tf.control_dependencies([limit]):
+            encoded = tf.identity(encoded)
     image = (decode or decode_image)(encoded, background)
     # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
     # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
@@ -353,13 +458,8 @@ class ImagePreprocessor(FeaturePreprocessor):
         return self.process_batch_with_status(raw)[0]
 
     def process_batch_with_status(self, raw):
-        pixels, valid = decode_and_resize_images(raw, self.image_size, self.background)
-        raw = tf.convert_to_tensor(raw) if not isinstance(raw, np.ndarray) or raw.dtype != object else tf.constant(raw.tolist(), tf.string)
-        if raw.dtype == tf.string:
-            state = status_of_decoded(raw, valid)
-        else:  # decoded pixels: only non-finite values make a sample unusable
-            state = tf.where(valid, OK, NOT_FINITE)
-        return {self.feature: pixels, self.presence_name: tf.cast(valid, tf.float32)}, state
+        pixels, state = decode_and_resize_images_with_status(raw, self.image_size, self.background)
+        return {self.feature: pixels, self.presence_name: tf.cast(tf.equal(state, OK), tf.float32)}, state
 
     def decode_example(self, raw, filled):
         """One encoded image -> float32 ``[H, W, 3]`` (zeros for a blank cell); a corrupt image raises."""

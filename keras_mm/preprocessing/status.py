@@ -21,8 +21,9 @@ _WARNED = set()
 
 #: status names by code; the serving signatures return the names as ``<feature>_status``.
 #: New statuses go at the end: exported models keep the codes they were saved with.
-SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud", "wrong_size")
-OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE, WRONG_SIZE = range(len(SAMPLE_STATUSES))
+SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud", "wrong_size",
+                   "too_large")
+OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE, WRONG_SIZE, TOO_LARGE = range(len(SAMPLE_STATUSES))
 #: what each status means, for error messages.
 STATUS_MEANINGS = {
     "ok": "usable",
@@ -31,6 +32,7 @@ STATUS_MEANINGS = {
     "file_path_instead_of_bytes": "a file path was given where the file's bytes were expected",
     "not_finite_or_too_loud": "it holds NaN or infinite values (or audio samples beyond 1e6)",
     "wrong_size": "it does not have the size the model takes",
+    "too_large": "its header announces more pixels than keras_mm.preprocessing.image.MAX_IMAGE_PIXELS",
 }
 
 # A short single-line string ending in a file extension is a path, not a file's content.

@@ -330,16 +330,30 @@ def test_a_corrupt_image_in_a_training_manifest_is_an_error_naming_the_row(tmp_p
     assert set(reloads) == {5} and len(reloads) <= 3, reloads
 
 
+def _decompression_bomb():
+    """A 283 KB PNG of 16000 x 16000 white pixels (decoding it took 8.8 GB)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (16000, 16000), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _sample_with_bad_files(tmp_path):
     """A copy of the sample with a corrupt PNG, a text file as WAV and a missing image; returns (path, the lines using them)."""
     shutil.copytree(SAMPLE_DIR, tmp_path / "s")
     path = str(tmp_path / "s" / "manifest.csv")
     manifest = Manifest(path)
     rows = manifest.rows
-    bad = {("image", rows[5]["image"]), ("audio", rows[10]["audio"]), ("image", rows[18]["image"])}
+    bad = {("image", rows[5]["image"]), ("audio", rows[10]["audio"]), ("image", rows[18]["image"]),
+           ("image", rows[2]["image"]), ("image", rows[14]["image"])}
     (tmp_path / "s" / rows[5]["image"]).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (tmp_path / "s" / rows[10]["audio"]).write_bytes(b"RIFF, but only in name")
     (tmp_path / "s" / rows[18]["image"]).unlink()
+    (tmp_path / "s" / rows[2]["image"]).write_bytes(b"")  # passed check_manifest, then failed on_error="skip"
+    (tmp_path / "s" / rows[14]["image"]).write_bytes(_decompression_bomb())
     lines = [n for n, row in zip(manifest.line_numbers, rows) if any(row[c] == f for c, f in bad)]
     return path, lines  # the sample reuses some files: every row using a bad one
 
@@ -351,6 +365,8 @@ def test_check_manifest_lists_every_bad_row_in_one_pass(tmp_path, model):
     assert problems[7].startswith("image=") and "undecodable" in problems[7]
     assert problems[12].startswith("cannot load audio=") and "not a WAV file (no RIFF/WAVE or RF64 header)" in problems[12]
     assert problems[20].startswith("image=") and problems[20].endswith("is missing or unreadable")
+    assert "cannot be used: the file is empty" in problems[4]
+    assert "too_large (its header announces more pixels than" in problems[16]
     assert keras_mm.data.check_manifest(sample_manifest_path(), model=model) == []
 
 
@@ -360,7 +376,7 @@ def test_on_error_skip_drops_undecodable_files_and_keeps_labels_aligned(tmp_path
     with caplog.at_level("WARNING", logger="keras_mm"):
         ds = from_manifest(path, model=model, batch_size=64, on_error="skip")
     assert [line for line, _ in ds.manifest.skipped] == bad_lines
-    assert f"skipped {len(bad_lines) - 1} more row(s)" in caplog.text and "line 7" in caplog.text
+    assert f"skipped {len(bad_lines) - 1} more row(s)" in caplog.text and "line 4" in caplog.text
     kept_lines = [n for n in everything.line_numbers if n not in bad_lines]
     assert ds.manifest.line_numbers == kept_lines
     expected = [int(everything.labels[everything.line_numbers.index(n)]) for n in kept_lines]

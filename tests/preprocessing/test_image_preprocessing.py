@@ -222,3 +222,39 @@ def test_the_loader_decoder_gives_the_serving_decoder_pixels_for_every_format(ba
             decode_image(tf.constant(bad), background)  # the serving decoder raises too (before its isolation)
         with pytest.raises(tf.errors.InvalidArgumentError):
             next(iter(tf.data.Dataset.from_tensors(tf.constant(bad)).map(lambda e: decode_image_in_loader(e, background))))
+
+
+def test_announced_pixels_reads_every_formats_header_without_decoding():
+    import io
+
+    from PIL import Image
+
+    from keras_mm.preprocessing.image import announced_pixels
+
+    def encoded(fmt, mode="RGB", **options):
+        buffer = io.BytesIO()
+        Image.new(mode, (37, 23), 200).save(buffer, fmt, **options)
+        return buffer.getvalue()
+
+    files = [encoded("PNG"), encoded("GIF"), encoded("BMP"), encoded("JPEG"), encoded("WEBP"),
+             encoded("WEBP", "RGBA", lossless=True), encoded("WEBP", "RGBA")]  # VP8, VP8L, VP8X
+    assert [int(announced_pixels(f)) for f in files] == [37 * 23] * len(files)
+    assert int(announced_pixels(b"\x89PNG\r\n\x1a\n not really a png")) == 0  # no IHDR: left to the decoder
+
+
+def test_an_image_over_max_pixels_is_refused_before_decoding_and_says_so():
+    # a 283 KB PNG of 16000 x 16000 pixels took 8.8 GB and 27 s to decode in serving
+    from tests.data.test_manifest import _decompression_bomb
+    from keras_mm.preprocessing.image import decode_and_resize_image
+    from keras_mm.preprocessing.status import status_names
+
+    bomb = _decompression_bomb()
+    good = tf.io.encode_png(np.full((6, 6, 3), 90, np.uint8)).numpy()
+    pre = ImagePreprocessor("photo", (8, 8))
+    out, status = pre.process_batch_with_status(tf.constant([good, bomb, b""]))
+    assert status_names(status).numpy().tolist() == [b"ok", b"too_large", b"empty"]
+    np.testing.assert_array_equal(out["photo_present"].numpy(), [1, 0, 0])
+    np.testing.assert_array_equal(out["photo"].numpy()[1], 0.0)
+    np.testing.assert_allclose(out["photo"].numpy()[0], 90.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than MAX_IMAGE_PIXELS"):
+        decode_and_resize_image(tf.constant(bomb), (8, 8))
