@@ -245,7 +245,8 @@ def decode_image_in_loader(encoded, background=WHITE):
     :func:`decode_image`'s own branches in the loader's graph; any other format
     calls :func:`decode_image`, compiled once per process, through
     ``tf.numpy_function``. Serving keeps :func:`decode_image` in its graph
-    (a SavedModel cannot call Python). Raises for corrupt input.
+    (a SavedModel cannot call Python). Raises for corrupt input and for an
+    image over :data:`MAX_IMAGE_PIXELS` (read from the PNG/JPEG header, before decoding).
 
     Example:
         >>> from keras_mm.preprocessing.image import decode_image, decode_image_in_loader
@@ -259,6 +260,7 @@ def decode_image_in_loader(encoded, background=WHITE):
     def in_python(data):
         data = np.asarray(data, dtype=object).item()  # eager numpy_function passes a 0-d object array, graph mode bytes
         try:
+            _within_max_pixels(tf.constant(data), announced_pixels(tf.constant(data)))
             return _compiled_decode_image(background)(tf.constant(data)).numpy()
         except tf.errors.OpError as error:  # a ValueError reaches the graph as InvalidArgumentError, like the in-graph decoders
             raise ValueError(error.message) from None
@@ -267,10 +269,20 @@ def decode_image_in_loader(encoded, background=WHITE):
         image = tf.numpy_function(in_python, [encoded], tf.float32, stateful=False, name="decode_image_in_python")
         return tf.ensure_shape(image, [None, None, 3])
 
+    def png():
+        header = tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 24]), 12, 12), tf.uint8)
+        size = tf.cast(header[4:12], tf.int64) * tf.constant([2**24, 2**16, 2**8, 1] * 2, tf.int64)
+        pixels = tf.where(tf.equal(tf.strings.substr(encoded, 12, 4), b"IHDR"),
+                          tf.reduce_sum(size[:4]) * tf.reduce_sum(size[4:]), tf.constant(0, tf.int64))
+        return _decode_png(_within_max_pixels(encoded, pixels), background)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return _decode_rgb(_within_max_pixels(encoded, shape[0] * shape[1]))
+
     is_png = tf.equal(tf.strings.substr(encoded, 0, 4), b"\x89PNG")
     is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), b"\xff\xd8\xff")
-    image = tf.cond(is_png, lambda: _decode_png(encoded, background),
-                    lambda: tf.cond(is_jpeg, lambda: _decode_rgb(encoded), other))
+    image = tf.cond(is_png, png, lambda: tf.cond(is_jpeg, jpeg, other))
     return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -403,6 +415,15 @@ def decode_and_resize_images_with_status(images, image_size, background=WHITE):
     return pixels, tf.where(too_large, TOO_LARGE, status_of_decoded(images, valid))
 
 
+def _within_max_pixels(encoded, pixels):
+    """``encoded`` once ``pixels`` (what its header announces) is checked against :data:`MAX_IMAGE_PIXELS`; raises beyond it."""
+    limit = tf.debugging.assert_less_equal(tf.cast(pixels, tf.int64), tf.constant(MAX_IMAGE_PIXELS, tf.int64), message=(
+        f"the image's header announces more pixels than MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS:,}; "
+        "keras_mm.preprocessing.image.MAX_IMAGE_PIXELS): shrink the file"))
+    with tf.control_dependencies([limit]):
+        return tf.identity(encoded)
+
+
 def decode_and_resize_image(encoded, image_size, background=WHITE, decode=None, check_size=True):
     """Decode one encoded image with :func:`decode_image` and resize it to float32 ``[height, width, 3]``; raises for bad input.
 
@@ -418,12 +439,7 @@ def decode_and_resize_image(encoded, image_size, background=WHITE, decode=None, 
         TensorShape([16, 16, 3])
     """
     if check_size:
-        pixels = announced_pixels(encoded)
-        limit = tf.debugging.assert_less_equal(pixels, tf.constant(MAX_IMAGE_PIXELS, tf.int64), message=(
-            f"the image's header announces more pixels than MAX_IMAGE_PIXELS ({MAX_IMAGE_PIXELS:,}; "
-            "keras_mm.preprocessing.image.MAX_IMAGE_PIXELS): shrink the file"))
-        with tf.control_dependencies([limit]):
-            encoded = tf.identity(encoded)
+        encoded = _within_max_pixels(encoded, announced_pixels(encoded))
     image = (decode or decode_image)(encoded, background)
     # Some malformed files "decode" to a 0-pixel image; resizing that gives NaN.
     # Resizing decoded uint8 pixels is always finite once 0-pixel images are refused.
@@ -466,7 +482,9 @@ class ImagePreprocessor(FeaturePreprocessor):
         shape = (*self.image_size, 3)
 
         def decode():
-            return decode_and_resize_image(raw, self.image_size, self.background, decode=decode_image_in_loader)
+            # decode_image_in_loader checks MAX_IMAGE_PIXELS itself, in its smaller graph
+            return decode_and_resize_image(raw, self.image_size, self.background, decode=decode_image_in_loader,
+                                           check_size=False)
 
         if isinstance(filled, bool):
             return decode() if filled else tf.zeros(shape)

@@ -258,3 +258,22 @@ def test_an_image_over_max_pixels_is_refused_before_decoding_and_says_so():
     np.testing.assert_allclose(out["photo"].numpy()[0], 90.0)
     with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than MAX_IMAGE_PIXELS"):
         decode_and_resize_image(tf.constant(bomb), (8, 8))
+
+
+def test_the_training_loader_refuses_an_image_over_max_pixels_before_decoding(monkeypatch):
+    import io
+
+    from PIL import Image
+
+    import keras_mm.preprocessing.image as image_module
+
+    monkeypatch.setattr(image_module, "MAX_IMAGE_PIXELS", 1000)  # a 40 x 30 image is then "too large"
+    pre = ImagePreprocessor("photo", (8, 8))
+    for fmt in ("PNG", "JPEG", "GIF"):  # in-graph PNG and JPEG branches, the Python one for the rest
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), 99).save(buffer, fmt)
+        load = tf.function(lambda data: pre.decode_example(data, True))  # traced after the patch
+        with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="more pixels than MAX_IMAGE_PIXELS"):
+            load(tf.constant(buffer.getvalue()))
+    small = tf.io.encode_png(np.full((20, 30, 3), 99, np.uint8))
+    np.testing.assert_allclose(pre.decode_example(small, True).numpy(), 99.0)
