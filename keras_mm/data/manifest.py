@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -72,18 +73,37 @@ def _file_is_readable(path):
     return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
-def guess_modality(values):
+_FILE_NAME = re.compile(r"^\S+\.[A-Za-z0-9]{2,5}$")
+
+
+def guess_modality(values, column=None):
     """The registered modality whose file extensions every non-empty value ends with; else ``"text"``.
+
+    A column whose values are mostly one modality's files, the rest file
+    names with other extensions (``clip.m4a`` among ``.wav`` files), raises
+    ``ValueError`` naming them: read as text, the whole column became file
+    path strings, silently.
 
     Example:
         >>> guess_modality(["a.png", "b.JPG"]), guess_modality(["x.wav"]), guess_modality(["a dog"])
         ('image', 'audio', 'text')
     """
-    values = [str(v).lower() for v in values if v not in (None, "")]
+    values = [str(v) for v in values if v not in (None, "")]
+    lowered = [v.lower() for v in values]
     for name, cls in MODALITIES.items():
         extensions = tuple(cls.file_extensions)
-        if values and extensions and all(v.endswith(extensions) for v in values):
+        if not (values and extensions):
+            continue
+        matching = [v.endswith(extensions) for v in lowered]
+        if all(matching):
             return name
+        others = [v for v, m in zip(values, matching) if not m]
+        if sum(matching) >= len(values) / 2 and all(_FILE_NAME.match(v) for v in others):
+            where = f"column {column!r}" if column else "a column"
+            raise ValueError(
+                f"{where} holds {name} files ({', '.join(extensions)}) and files keras_mm does not read as {name}: "
+                f"{', '.join(repr(v) for v in others[:3])}. Convert them, or pass modalities={{feature: {name!r}}} "
+                "to read every cell as a file of that modality.")
     return "text"
 
 
@@ -143,7 +163,7 @@ class Manifest:
         numbered = self._select_split(numbered, columns)
         self.modalities = {}
         for feature, column in self.features.items():
-            name = (modalities or {}).get(feature) or guess_modality(r.get(column) for _, r in numbered[:50])
+            name = (modalities or {}).get(feature) or guess_modality([r.get(column) for _, r in numbered[:50]], column)
             get_modality(name)  # unknown names fail here, listing the registered ones
             self.modalities[feature] = name
         kept = self._validate(numbered)

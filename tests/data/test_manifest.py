@@ -142,6 +142,17 @@ def test_excel_byte_order_mark_and_every_decodable_extension_are_understood(tmp_
     assert [keras_mm.data.guess_modality([f"x{e}"]) for e in (".oga", ".opus", ".aiff", ".webp")] == ["audio"] * 3 + ["image"]
 
 
+def test_a_file_of_an_unread_extension_among_audio_files_is_named_not_read_as_text(tmp_path):
+    # one .m4a row turned the whole audio column into path strings, and sample_rate was ignored
+    (tmp_path / "m.csv").write_text("sound,label\na.wav,x\nb.wav,y\nc.m4a,x\n")
+    with pytest.raises(ValueError, match=r"column 'sound' holds audio files .* and files keras_mm does not read as audio: 'c.m4a'"):
+        Manifest(str(tmp_path / "m.csv"))
+    for name in ("a.wav", "b.wav", "c.m4a"):
+        (tmp_path / name).write_bytes(b"")
+    assert Manifest(str(tmp_path / "m.csv"), modalities={"sound": "audio"}).modalities == {"sound": "audio"}
+    assert keras_mm.data.guess_modality(["a dog.", "cat.png", "a bird"]) == "text"  # mostly sentences: text
+
+
 def test_labels_differing_only_in_case_are_reported(tmp_path, caplog):
     path = _write_manifest(tmp_path / "m.csv", [("a", "Places", "train"), ("b", "places", "train"), ("c", "cat", "train")])
     with caplog.at_level("WARNING", logger="keras_mm"):
