@@ -14,6 +14,7 @@ To see TensorFlow's start-up logs again, set ``TF_CPP_MIN_LOG_LEVEL`` yourself
 keras_mm then leaves stderr alone.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -83,4 +84,69 @@ def import_tensorflow_quietly():
             kept = [line for line in text.splitlines(keepends=True) if wanted(line.rstrip("\n"))]
             if kept:
                 sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+#: the first line of a TensorFlow log record (``W0000 00:00:17.1  3116 op_kernel.cc:1845] ...``)
+_RECORD = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+#: records TensorFlow writes for every failing element of a dataset whose failures are expected (``ignore_errors``)
+_EXPECTED_FAILURE = re.compile(r"^[WE]\d{4} [\d:.]+ +\d+ (op_kernel|local_rendezvous)\.cc:\d+\] ")
+
+
+def without_failure_records(text):
+    """``text`` (captured stderr) without TensorFlow's records of failing ops, continuation lines included.
+
+    Example:
+        >>> from keras_mm.tf_logs import without_failure_records
+        >>> log = ("W0000 00:00:1.5  14 op_kernel.cc:1845] INVALID_ARGUMENT: ValueError: bad\\n"
+        ...        "Traceback (most recent call last):\\n  File ...\\nValueError: bad\\n"
+        ...        "W0000 00:00:1.6  14 gpu_device.cc:2] a real warning\\n")
+        >>> without_failure_records(log)
+        'W0000 00:00:1.6  14 gpu_device.cc:2] a real warning\\n'
+    """
+    kept, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        if _RECORD.match(line):
+            dropping = bool(_EXPECTED_FAILURE.match(line))
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+@contextlib.contextmanager
+def expected_failures_quiet():
+    """While rows are probed for failures (``ignore_errors`` passes), drop TensorFlow's record of each one from stderr.
+
+    Every bad file made TensorFlow print a warning and, for a Python decoder,
+    the full traceback of the error that keras_mm then reports in one line
+    (182 stderr lines for 14 bad rows in ``keras-mm check``). Everything else
+    written to stderr in the block is kept. Does nothing when the user asked
+    for TensorFlow's logs (:func:`quiet_requested`).
+
+    Example:
+        >>> from keras_mm.tf_logs import expected_failures_quiet
+        >>> with expected_failures_quiet():
+        ...     pass
+    """
+    if not quiet_requested():
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = without_failure_records(captured.read().decode("utf-8", "replace"))
+            if kept:
+                sys.stderr.write(kept)
                 sys.stderr.flush()

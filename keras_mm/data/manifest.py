@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_mm.modalities import get_modality, load_audio_file
 from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
+from keras_mm.tf_logs import expected_failures_quiet
 
 logger = logging.getLogger("keras_mm")
 
@@ -865,7 +866,14 @@ def find_unusable_rows(manifest, options, preprocessor=None):
     pipeline, failures dropped instead of raised), then each suspect row is
     checked again eagerly, which gives the problem in words. ``from_manifest``
     runs it for ``on_error="skip"``; :func:`check_manifest` reports it.
+    TensorFlow's stderr record of each expected failure is dropped
+    (:func:`keras_mm.tf_logs.expected_failures_quiet`): the problems are the report.
     """
+    with expected_failures_quiet():
+        return _find_unusable_rows(manifest, options, preprocessor)
+
+
+def _find_unusable_rows(manifest, options, preprocessor):
     decode = None
     if preprocessor is not None and hasattr(preprocessor, "decode_example"):
         decode = _without_autograph_if_ours(preprocessor.decode_example, preprocessor.feature_preprocessors.values())

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import numpy as np
@@ -379,6 +380,22 @@ def test_check_manifest_lists_every_bad_row_in_one_pass(tmp_path, model):
     assert "cannot be used: the file is empty" in problems[4]
     assert "too_large (its header announces more pixels than" in problems[16]
     assert keras_mm.data.check_manifest(sample_manifest_path(), model=model) == []
+
+
+def test_keras_mm_check_prints_the_list_without_tensorflows_record_of_each_failure(tmp_path, model):
+    # a warning per failing op and a Python decoder's whole traceback surrounded the list: 182 stderr
+    # lines for 14 bad rows. A fresh process without TF_CPP_MIN_LOG_LEVEL (the test runner sets it)
+    import subprocess
+    import sys
+
+    path, bad_lines = _sample_with_bad_files(tmp_path)
+    model.save(tmp_path / "model.keras")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_MM_TF_LOGS")}
+    result = subprocess.run([sys.executable, "-m", "keras_mm.cli", "check", "--manifest", path, "--model",
+                             str(tmp_path / "model.keras")], capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and f"{len(bad_lines)} unusable row(s)" in result.stdout, result.stdout[-2000:]
+    assert "Traceback" not in result.stderr and "op_kernel.cc" not in result.stderr, result.stderr[-3000:]
+    assert "local_rendezvous.cc" not in result.stderr
 
 
 def test_on_error_skip_drops_undecodable_files_and_keeps_labels_aligned(tmp_path, model, caplog):
