@@ -291,7 +291,7 @@ def main(argv=None):
     predict.add_argument("--model", required=True, help="saved_models/<name> or a version directory")
     predict.add_argument("--image", help="image file (JPEG/PNG/GIF/BMP)")
     predict.add_argument("--text", help="text")
-    predict.add_argument("--audio", help="audio file (WAV/FLAC/OGG), resampled to the model's rate")
+    predict.add_argument("--audio", help="audio file (WAV, FLAC, OGG, MP3, AIFF), resampled to the model's rate")
     predict.add_argument("--input", action="append", metavar="FEATURE=VALUE",
                          help="a feature's value by name (file path, or the text itself); repeatable")
     predict.add_argument("--signature", default="serving_default")

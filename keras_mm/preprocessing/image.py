@@ -1,5 +1,6 @@
 """Image decoding and resizing shared by training and serving."""
 
+import logging
 import numbers
 
 import numpy as np
@@ -348,6 +349,21 @@ def announced_pixels(encoded):
     ], default=lambda: tf.constant(0, tf.int64), exclusive=True)
 
 
+_WARNED_SCALED_TO_ONE = []
+
+
+def _warn_if_scaled_to_one(pixels):
+    """Log once when decoded pixels given eagerly all lie in [0, 1]: keras_mm takes 0..255 (a 0..1 image reads as black)."""
+    if _WARNED_SCALED_TO_ONE or not tf.executing_eagerly() or not tf.size(pixels):
+        return
+    largest = float(tf.reduce_max(pixels))
+    if 0.0 < largest <= 1.0:
+        _WARNED_SCALED_TO_ONE.append(True)
+        logging.getLogger("keras_mm").warning(
+            "decoded image pixels all lie in [0, 1] (largest %.3g): keras_mm takes pixels in 0..255, as decoding a "
+            "file gives them (the encoder normalises them itself); multiply by 255 if they were scaled.", largest)
+
+
 def decode_and_resize_images(images, image_size, background=WHITE):
     """Decode a batch of encoded images (JPEG/PNG/GIF/WebP/BMP bytes) to float32 RGB pixels, per-sample safe.
 
@@ -399,6 +415,7 @@ def decode_and_resize_images_with_status(images, image_size, background=WHITE):
             raise ValueError(f"A decoded image batch must have rank 4 [batch, H, W, C], got shape {pixels.shape}.")
         valid = tf.reduce_all(tf.math.is_finite(pixels), axis=[1, 2, 3])
         pixels = tf.where(tf.math.is_finite(pixels), pixels, tf.zeros_like(pixels))
+        _warn_if_scaled_to_one(pixels)
         resized = tf.image.resize(composite_over_background(pixels, background), (height, width))
         return resized, tf.where(valid, OK, NOT_FINITE)
 

@@ -277,3 +277,17 @@ def test_the_training_loader_refuses_an_image_over_max_pixels_before_decoding(mo
             load(tf.constant(buffer.getvalue()))
     small = tf.io.encode_png(np.full((20, 30, 3), 99, np.uint8))
     np.testing.assert_allclose(pre.decode_example(small, True).numpy(), 99.0)
+
+
+def test_decoded_pixels_scaled_to_one_are_warned_about_once(caplog, monkeypatch):
+    # a 0..1 float image (what many image libraries give) reached the model as near-black with status "ok"
+    import keras_mm.preprocessing.image as image_module
+
+    monkeypatch.setattr(image_module, "_WARNED_SCALED_TO_ONE", [])
+    pre = ImagePreprocessor("photo", (4, 4))
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        pre.process_batch(np.full((2, 4, 4, 3), 200.0, np.float32))
+        assert "0..255" not in caplog.text
+        pre.process_batch(np.full((2, 4, 4, 3), 0.8, np.float32))
+        pre.process_batch(np.full((2, 4, 4, 3), 0.5, np.float32))
+    assert caplog.text.count("decoded image pixels all lie in [0, 1]") == 1
