@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
-from keras_mm.preprocessing.audio import resample
+from keras_mm.preprocessing.audio import checked_file_rate, resample
 from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, plain_pcm16, unsupported_reason
 from keras_mm.registry import register_modality
 
@@ -41,7 +41,7 @@ def read_audio(path, sample_rate):
         TensorShape([16000])
     """
     wave, rate = decode_audio(tf.io.read_file(path), path)
-    return resample(wave, rate, sample_rate)
+    return resample(wave, checked_file_rate(rate), sample_rate)
 
 
 def decode_audio(data, path=""):
@@ -75,12 +75,15 @@ _decode_wav_function = None
 def _decode_wav_in_python(data_bytes, name):
     """A WAV file's ``(mono waveform, rate)`` by the serving decoder, or ValueError naming the file and why."""
     global _decode_wav_function
-    reason = unsupported_reason(data_bytes)
-    if reason is not None:
-        raise ValueError(f"cannot decode {name} as audio: {reason}")
     if _decode_wav_function is None:
         _decode_wav_function = tf.function(decode_wav_mono, input_signature=[tf.TensorSpec([], tf.string)])
-    wave, rate = _decode_wav_function(tf.constant(data_bytes))
+    try:
+        with tf.device("/CPU:0"):
+            wave, rate = _decode_wav_function(tf.constant(data_bytes))
+    except tf.errors.OpError as error:
+        # why, in words: read only for a file that failed (the eager header walk costs ~20 ms)
+        reason = unsupported_reason(data_bytes) or error.message.strip().splitlines()[0]
+        raise ValueError(f"cannot decode {name} as audio: {reason}") from None
     return wave.numpy(), np.int32(rate.numpy())
 
 

@@ -111,7 +111,7 @@ def decode_wav(data, sample_rate):
         TensorShape([16000])
     """
     wave, rate = decode_wav_mono(data)
-    return resample(wave, rate, sample_rate)
+    return resample(wave, checked_file_rate(rate), sample_rate)
 
 
 def decode_wav_batch(wav_bytes, num_samples, sample_rate):
@@ -148,9 +148,8 @@ def resample(waveform, orig_rate, target_rate):
     transform back. Runs in float64 and returns the input's dtype, so it agrees
     with scipy to about 1e-7 of the signal's peak. Equal rates return the
     input unchanged. Rates may be Python numbers or scalar tensors (e.g. the
-    rate ``tf.audio.decode_wav`` read from a file). An ``orig_rate`` below
-    ``MIN_FILE_SAMPLE_RATE`` (1000 Hz) raises ``InvalidArgumentError``: a corrupt
-    header's rate of 1 Hz made a 16 KB file resample to 4.8 GB.
+    rate ``tf.audio.decode_wav`` read from a file; decoders pass it through
+    :func:`checked_file_rate` first).
 
     Args:
         waveform: float tensor ``[..., n]`` (time on the last axis).
@@ -190,16 +189,27 @@ def resample(waveform, orig_rate, target_rate):
         out = tf.signal.irfft(spectrum, fft_length=tf.reshape(num, [1]))
         return tf.cast(out * (tf.cast(num, tf.float64) / tf.cast(n, tf.float64)), x.dtype)
 
-    def checked_fft_resample():
-        check = tf.debugging.assert_greater_equal(
-            orig, tf.constant(MIN_FILE_SAMPLE_RATE, tf.float64),
-            message=f"resample: a sample rate below {MIN_FILE_SAMPLE_RATE} Hz (a corrupt header?) is refused")
-        with tf.control_dependencies([check]):
-            return fft_resample()
-
     # Equal rates: unchanged, as librosa does; an empty waveform stays empty.
     unchanged = tf.logical_or(tf.equal(orig, target), tf.equal(n, 0))
-    return tf.cond(unchanged, lambda: x, checked_fft_resample)
+    return tf.cond(unchanged, lambda: x, fft_resample)
+
+
+def checked_file_rate(rate):
+    """A rate read from a file's header, refused (``InvalidArgumentError``) below ``MIN_FILE_SAMPLE_RATE``.
+
+    Decoders call it before :func:`resample`: a corrupt header's rate of 1 Hz
+    made a 16 KB file resample to 4.8 GB.
+
+    Example:
+        >>> int(checked_file_rate(tf.constant(8000)))
+        8000
+    """
+    rate = tf.convert_to_tensor(rate)
+    check = tf.debugging.assert_greater_equal(
+        tf.cast(rate, tf.int64), tf.constant(MIN_FILE_SAMPLE_RATE, tf.int64),
+        message=f"a file sample rate below {MIN_FILE_SAMPLE_RATE} Hz (a corrupt header?) is refused")
+    with tf.control_dependencies([check]):
+        return tf.identity(rate)
 
 
 class WaveformPreprocessor(FeaturePreprocessor):

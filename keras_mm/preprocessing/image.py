@@ -271,9 +271,10 @@ def decode_image_in_loader(encoded, background=WHITE):
         return tf.ensure_shape(image, [None, None, 3])
 
     def png():
-        header = tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 24]), 12, 12), tf.uint8)
+        padded = tf.strings.join([encoded, b"\0" * 24])  # a file shorter than its header reads zeros
+        header = tf.io.decode_raw(tf.strings.substr(padded, 12, 12), tf.uint8)
         size = tf.cast(header[4:12], tf.int64) * tf.constant([2**24, 2**16, 2**8, 1] * 2, tf.int64)
-        pixels = tf.where(tf.equal(tf.strings.substr(encoded, 12, 4), b"IHDR"),
+        pixels = tf.where(tf.equal(tf.strings.substr(padded, 12, 4), b"IHDR"),
                           tf.reduce_sum(size[:4]) * tf.reduce_sum(size[4:]), tf.constant(0, tf.int64))
         return _decode_png(_within_max_pixels(encoded, pixels), background)
 

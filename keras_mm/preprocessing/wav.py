@@ -21,7 +21,8 @@ import tensorflow as tf
 MAX_CHUNKS = 64
 #: format tags read: PCM (8/16/24/32-bit containers, any valid bits), IEEE float 32/64, A-law, µ-law
 _PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
-#: data chunk sizes that stream writers (ffmpeg to a pipe, RF64) put in the header for "unknown": the rest of the file
+#: data chunk sizes that stream writers (ffmpeg to a pipe, RF64) put in the header for "unknown": the rest of the
+#: file (0 only when the RIFF size is a placeholder too)
 _UNKNOWN_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)
 #: the names of format tags seen in the wild that are not decoded, for error messages
 _TAG_NAMES = {2: "MS ADPCM", 0x11: "IMA ADPCM", 0x31: "GSM 6.10", 0x50: "MPEG", 0x55: "MP3", 0x160: "WMA"}
@@ -105,7 +106,12 @@ def wav_header(data):
                                  tf.int64, little_endian=True)[0]
     data_size = tf.where(rf64 & (ds64_at > 0) & tf.equal(data_size, 0xFFFFFFFF), ds64_size, data_size)
     remaining = tf.maximum(length - data_at, 0)
-    unknown = tf.reduce_any(tf.equal(data_size, tf.constant(_UNKNOWN_SIZES, tf.int64))) & (data_size != remaining)
+    # a placeholder size; 0 only when the RIFF size is not the file's either (with a consistent RIFF size, a data
+    # size of 0 is an empty data chunk, maybe followed by other chunks, whose bytes are not samples)
+    riff_size = _u32(tf.strings.substr(padded, 4, 4))
+    streamed_riff = tf.equal(riff_size, 0) | tf.equal(riff_size, 0xFFFFFFFF) | tf.not_equal(riff_size + 8, length)
+    unknown = (tf.reduce_any(tf.equal(data_size, tf.constant(_UNKNOWN_SIZES[1:], tf.int64))) & (data_size != remaining)
+               ) | (tf.equal(data_size, 0) & streamed_riff)
     data_size = tf.where(unknown, remaining, data_size)
     # a sample's container: block_align / channels bytes (12-bit samples sit in 2 bytes, 20-bit in 3)
     container_bits = tf.where((channels > 0) & (block_align > 0) & tf.equal(block_align % tf.maximum(channels, 1), 0),
@@ -115,7 +121,8 @@ def wav_header(data):
     float_ = tf.equal(tag, _FLOAT) & tf.equal(bits, container_bits) & ((bits == 32) | (bits == 64))
     g711 = (tf.equal(tag, _MULAW) | tf.equal(tag, _ALAW)) & tf.equal(container_bits, 8)
     rate = _u32(tf.strings.substr(fmt, 4, 4))
-    wav = riff & (fmt_at > 0) & (fmt_size >= 16) & (data_at > 0) & (channels >= 1) & (rate > 0) & (pcm | float_ | g711)
+    wav = (riff & (fmt_at > 0) & (fmt_size >= 16) & (data_at > 0) & (data_size >= 0) & (channels >= 1) & (rate > 0)
+           & (pcm | float_ | g711))
     truncated = data_at + data_size > length
     return {
         "wav": wav,
@@ -170,7 +177,7 @@ def unsupported_reason(data):
 
 def plain_pcm16(data):
     """Whether ``data`` is the WAV ``tf.audio.decode_wav`` reads: RIFF/WAVE, a first ``fmt `` chunk of 16 or 18
-    bytes, PCM, 16 bits, then the ``data`` chunk, whole frames, all in the file. Fixed offsets, no chunk walk:
+    bytes, PCM, 16 bits, then the ``data`` chunk, whole frames, up to the end of the file. Fixed offsets, no chunk walk:
     the common case's cheap test. Anything else (a ``LIST`` chunk first, a stream writer's unknown size, a
     truncated file) goes to the general decoder, which reads or refuses it with a reason.
 
@@ -188,7 +195,9 @@ def plain_pcm16(data):
     block_align = tf.maximum(tf.cast(fields[6], tf.int32), 1)
     rates = tf.io.decode_raw(tf.strings.substr(head, 24, 8), tf.int32, little_endian=True)  # sample rate, byte rate
     consistent = (rates[0] > 0) & tf.equal(rates[1], rates[0] * block_align)  # what decode_wav checks
-    fits = consistent & (data_size > 0) & (data_size <= tf.strings.length(data) - data_at - 8) & tf.equal(data_size % block_align, 0)
+    # the data chunk ends the file: tf.audio.decode_wav fails on some trailing chunks (odd sizes, stray bytes)
+    fits = consistent & (data_size > 0) & tf.equal(data_size, tf.strings.length(data) - data_at - 8) & tf.equal(
+        data_size % block_align, 0)
     return (tf.equal(tf.strings.substr(head, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(head, 8, 8), b"WAVEfmt ")
             & ((fmt_size == 16) | (fmt_size == 18)) & tf.equal(fields[0], _PCM) & tf.equal(fields[7], 16)
             & tf.equal(block_align, 2 * tf.cast(fields[1], tf.int32)) & tf.equal(tf.strings.substr(head, data_at, 4), b"data")

@@ -291,3 +291,10 @@ def test_decoded_pixels_scaled_to_one_are_warned_about_once(caplog, monkeypatch)
         pre.process_batch(np.full((2, 4, 4, 3), 0.8, np.float32))
         pre.process_batch(np.full((2, 4, 4, 3), 0.5, np.float32))
     assert caplog.text.count("decoded image pixels all lie in [0, 1]") == 1
+
+
+def test_a_png_shorter_than_its_header_is_a_decode_error_in_the_loader():
+    # the loader's size check read past the end: a UnicodeDecodeError of TensorFlow's message
+    pre = ImagePreprocessor("photo", (8, 8))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        pre.decode_example(tf.constant(b"\x89PNG\r\n\x1a\n12"), True)

@@ -39,6 +39,11 @@ def test_every_pcm_and_float_encoding_equals_soundfile(subtype, channels, contai
     np.testing.assert_array_equal(graph(data)[0].numpy(), expected)
 
 
+def _riff(chunks):
+    """A WAV file of ``chunks`` (bytes) with a consistent RIFF size."""
+    return b"RIFF" + struct.pack("<I", len(chunks) + 4) + b"WAVE" + chunks
+
+
 def _chunk(name, payload):
     return name + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
 
@@ -76,9 +81,16 @@ def test_samples_narrower_than_their_container_and_stream_writers_sizes_equal_so
     # as the container's width), a stream writer's unknown data size (ffmpeg to a pipe writes 0xFFFFFFFF)
     cases = {"20-bit": _with_fmt(wav_bytes("PCM_24", 1), bits=20), "12-bit": _with_fmt(wav_bytes("PCM_16", 2), bits=12),
              "streamed": _with_data_size(wav_bytes("PCM_16", 1), 0xFFFFFFFF)}
+    # chunks after the data chunk: tf.audio.decode_wav failed on an odd-sized LIST chunk or a stray byte,
+    # and an empty data chunk with a consistent RIFF size is empty (its following chunk is not samples)
+    plain = wav_bytes("PCM_16", 1)
+    cases["trailing-list"] = _riff(plain[12:] + _chunk(b"LIST", b"INFOabc"))
+    cases["trailing-byte"] = plain + b"\0"
+    cases["empty-data-then-list"] = _riff(plain[12:plain.index(b"data")] + _chunk(b"data", b"") + _chunk(b"LIST", b"INFOabcd"))
     for name, data in cases.items():
         assert not bool(plain_pcm16(data)), name
         np.testing.assert_array_equal(decode_wav_mono(data)[0].numpy(), soundfile_mono(data)[0], err_msg=name)
+    assert decode_wav_mono(cases["empty-data-then-list"])[0].shape == [0]
 
 
 @pytest.mark.parametrize("data", [
