@@ -271,16 +271,10 @@ def decode_image_in_loader(encoded, background=WHITE):
         return tf.ensure_shape(image, [None, None, 3])
 
     def png():
-        padded = tf.strings.join([encoded, b"\0" * 24])  # a file shorter than its header reads zeros
-        header = tf.io.decode_raw(tf.strings.substr(padded, 12, 12), tf.uint8)
-        size = tf.cast(header[4:12], tf.int64) * tf.constant([2**24, 2**16, 2**8, 1] * 2, tf.int64)
-        pixels = tf.where(tf.equal(tf.strings.substr(padded, 12, 4), b"IHDR"),
-                          tf.reduce_sum(size[:4]) * tf.reduce_sum(size[4:]), tf.constant(0, tf.int64))
-        return _decode_png(_within_max_pixels(encoded, pixels), background)
+        return _decode_png(_within_max_pixels(encoded, _png_pixels(encoded)), background)
 
     def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
-        return _decode_rgb(_within_max_pixels(encoded, shape[0] * shape[1]))
+        return _decode_rgb(_within_max_pixels(encoded, _jpeg_pixels(encoded)))
 
     is_png = tf.equal(tf.strings.substr(encoded, 0, 4), b"\x89PNG")
     is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), b"\xff\xd8\xff")
@@ -288,14 +282,28 @@ def decode_image_in_loader(encoded, background=WHITE):
     return tf.ensure_shape(image, [None, None, 3])
 
 
+def _png_pixels(encoded):
+    """Width x height of a PNG's IHDR chunk (int64; 0 when there is none where the format puts it)."""
+    padded = tf.strings.join([encoded, b"\0" * 24])  # a file shorter than its header reads zeros
+    header = tf.io.decode_raw(tf.strings.substr(padded, 12, 12), tf.uint8)  # "IHDR", width, height (big-endian)
+    size = tf.cast(header[4:12], tf.int64) * tf.constant([2**24, 2**16, 2**8, 1] * 2, tf.int64)
+    return tf.where(tf.equal(tf.strings.substr(padded, 12, 4), b"IHDR"),
+                    tf.reduce_sum(size[:4]) * tf.reduce_sum(size[4:]), tf.constant(0, tf.int64))
+
+
+def _jpeg_pixels(encoded):
+    """Width x height of a JPEG's frame header (int64); raises for a corrupt JPEG, as decoding would."""
+    shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+    return shape[0] * shape[1]
+
+
 def _byte_at(data, position):
     return tf.cast(tf.io.decode_raw(tf.strings.substr(data, position, 1), tf.uint8)[0], tf.int64)
 
 
-def _uint(data, position, size, little_endian):
-    """An unsigned integer of ``size`` bytes at ``position`` (int64)."""
-    order = range(size) if little_endian else reversed(range(size))
-    return tf.add_n([_byte_at(data, position + i) * (256 ** k) for k, i in enumerate(order)])
+def _uint(data, position, size):
+    """A little-endian unsigned integer of ``size`` bytes at ``position`` (int64)."""
+    return tf.add_n([_byte_at(data, position + i) * (256 ** i) for i in range(size)])
 
 
 def announced_pixels(encoded):
@@ -315,26 +323,18 @@ def announced_pixels(encoded):
     magic = tf.strings.substr(data, 0, 4)
     webp_chunk = tf.strings.substr(data, 12, 4)
 
-    def png():  # no IHDR where the PNG format puts it: not a PNG, the decoder says so
-        ihdr = tf.equal(tf.strings.substr(data, 12, 4), b"IHDR")
-        return tf.where(ihdr, _uint(data, 16, 4, False) * _uint(data, 20, 4, False), tf.constant(0, tf.int64))
-
     def gif():
-        return _uint(data, 6, 2, True) * _uint(data, 8, 2, True)
+        return _uint(data, 6, 2) * _uint(data, 8, 2)
 
     def bmp():  # signed 32-bit width and height (a negative height is a top-down bitmap)
         def signed(value):
             return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
 
-        return signed(_uint(data, 18, 4, True)) * signed(_uint(data, 22, 4, True))
-
-    def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
-        return shape[0] * shape[1]
+        return signed(_uint(data, 18, 4)) * signed(_uint(data, 22, 4))
 
     def webp():
-        vp8x = (1 + _uint(data, 24, 3, True)) * (1 + _uint(data, 27, 3, True))
-        vp8 = (_uint(data, 26, 2, True) % 16384) * (_uint(data, 28, 2, True) % 16384)
+        vp8x = (1 + _uint(data, 24, 3)) * (1 + _uint(data, 27, 3))
+        vp8 = (_uint(data, 26, 2) % 16384) * (_uint(data, 28, 2) % 16384)
         b = [_byte_at(data, 21 + i) for i in range(4)]
         vp8l = (1 + b[0] + (b[1] % 64) * 256) * (1 + b[1] // 64 + b[2] * 4 + (b[3] % 16) * 1024)
         return tf.where(tf.equal(webp_chunk, b"VP8X"), vp8x,
@@ -342,10 +342,10 @@ def announced_pixels(encoded):
 
     is_webp = tf.equal(magic, b"RIFF") & tf.equal(tf.strings.substr(data, 8, 4), b"WEBP")
     return tf.case([
-        (tf.equal(magic, b"\x89PNG"), png),
+        (tf.equal(magic, b"\x89PNG"), lambda: _png_pixels(encoded)),
         (tf.equal(magic, b"GIF8"), gif),
         (tf.equal(tf.strings.substr(data, 0, 2), b"BM"), bmp),
-        (tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), jpeg),
+        (tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), lambda: _jpeg_pixels(encoded)),
         (is_webp, webp),
     ], default=lambda: tf.constant(0, tf.int64), exclusive=True)
 

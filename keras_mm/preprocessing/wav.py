@@ -2,8 +2,8 @@
 plain or WAVE_FORMAT_EXTENSIBLE.
 
 ``tf.audio.decode_wav`` reads only 16-bit PCM, so 24-bit and float WAV (what
-recorders and audio tools often write), which training manifests read through
-soundfile, were ``undecodable`` at serving time. :func:`decode_wav_mono` is
+recorders and audio tools often write) were ``undecodable`` at serving time
+while training manifests read them through soundfile. :func:`decode_wav_mono` is
 what ``model.preprocessor`` and the ``serving_wav`` signature decode WAV bytes
 with. Its values equal soundfile's (``soundfile.read(dtype="float32")``,
 channels averaged) exactly for every encoding it reads, so a file gives the
@@ -22,8 +22,8 @@ MAX_CHUNKS = 64
 #: format tags read: PCM (8/16/24/32-bit containers, any valid bits), IEEE float 32/64, A-law, µ-law
 _PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
 #: data chunk sizes that stream writers (ffmpeg to a pipe, RF64) put in the header for "unknown": the rest of the
-#: file (0 only when the RIFF size is a placeholder too)
-_UNKNOWN_SIZES = (0, 0x7FFFFFFF, 0xFFFFFFFF)
+#: file; a size of 0 means that too when the RIFF size is a placeholder as well
+_PLACEHOLDER_SIZES = (0x7FFFFFFF, 0xFFFFFFFF)
 #: the names of format tags seen in the wild that are not decoded, for error messages
 _TAG_NAMES = {2: "MS ADPCM", 0x11: "IMA ADPCM", 0x31: "GSM 6.10", 0x50: "MPEG", 0x55: "MP3", 0x160: "WMA"}
 
@@ -77,8 +77,9 @@ def wav_header(data):
     ``rate``, ``channels``, ``bits`` (valid bits), ``container_bits`` (bits a
     sample takes in the file: ``block_align / channels``), ``tag`` (format
     tag, the sub-format's for WAVE_FORMAT_EXTENSIBLE), ``data_offset``,
-    ``data_size``. A data size a stream writer leaves "unknown" (0 or
-    0xFFFFFFFF, RF64's ``ds64`` size) is read as the rest of the file.
+    ``data_size`` (RF64: its ``ds64`` size). A stream writer's placeholder
+    data size (0x7FFFFFFF, 0xFFFFFFFF; 0 when the RIFF size is a placeholder
+    too) is read as the rest of the file.
 
     Example:
         >>> from keras_mm.preprocessing.wav import wav_header
@@ -110,7 +111,7 @@ def wav_header(data):
     # size of 0 is an empty data chunk, maybe followed by other chunks, whose bytes are not samples)
     riff_size = _u32(tf.strings.substr(padded, 4, 4))
     streamed_riff = tf.equal(riff_size, 0) | tf.equal(riff_size, 0xFFFFFFFF) | tf.not_equal(riff_size + 8, length)
-    unknown = (tf.reduce_any(tf.equal(data_size, tf.constant(_UNKNOWN_SIZES[1:], tf.int64))) & (data_size != remaining)
+    unknown = (tf.reduce_any(tf.equal(data_size, tf.constant(_PLACEHOLDER_SIZES, tf.int64))) & (data_size != remaining)
                ) | (tf.equal(data_size, 0) & streamed_riff)
     data_size = tf.where(unknown, remaining, data_size)
     # a sample's container: block_align / channels bytes (12-bit samples sit in 2 bytes, 20-bit in 3)
