@@ -776,10 +776,11 @@ def _unusable_row_error(manifest, options, preprocessor, index, feature):
     _, status = preprocessor.feature_preprocessors[feature].process_batch_with_status(tf.expand_dims(raw, 0))
     reason = SAMPLE_STATUSES[int(status[0])]
     cells, filled = manifest.cells(index)
-    if reason == "ok" or (reason == "empty" and not filled[feature]):  # a blank cell: the modality is missing
+    names_empty_file = reason == "empty" and filled[feature] and get_modality(manifest.modalities[feature]).reads_files
+    if reason == "ok" or (reason == "empty" and not names_empty_file):  # a blank cell or blank text: modality missing
         return None
     column = manifest.features[feature]
-    if reason == "empty" and get_modality(manifest.modalities[feature]).reads_files:
+    if names_empty_file:
         # the cell names a file that holds nothing: a broken file, not a missing modality
         return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}="
                           f"{manifest.rows[index].get(column)!r} ({cells[feature]}) cannot be used: the file is empty. "
