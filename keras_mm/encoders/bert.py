@@ -7,11 +7,13 @@ import os
 import keras
 import keras_hub
 import sentencepiece
+import tensorflow as tf
 from keras import ops
 from keras_hub.src.utils.keras_utils import gelu_approximate
 from keras_hub.src.utils.transformers import convert_albert, convert_bert, convert_distilbert, convert_xlm_roberta
 
 from keras_mm.encoders.base import Encoder
+from keras_mm.layers.graph_context import dynamic_shapes_allowed
 from keras_mm.preprocessing.text import BertTextPreprocessor, SentencePieceTextPreprocessor, read_vocabulary
 from keras_mm.registry import register_encoder
 
@@ -198,6 +200,35 @@ def _check_family(model_type, pooling):
         raise ValueError(f"pooling={pooling!r} is not supported for {model_type}. Allowed: {', '.join(poolings)}, auto")
 
 
+def without_trailing_padding(inputs, multiple=8):
+    """The token inputs cut after the batch's last non-padding position, rounded up to ``multiple``.
+
+    A pooled BERT output does not change: padded positions are masked out of
+    attention and of mean pooling, and position embeddings count from the
+    start. The cost does: a batch of short texts padded to 128 tokens ran the
+    transformer over 16x more positions than it needed. Rounding keeps the
+    number of distinct shapes small.
+
+    Args:
+        inputs: ``{"token_ids": [B, L], "padding_mask": [B, L], ...}``, every tensor ``[B, L]``.
+        multiple: the length is rounded up to a multiple of this (at most ``L``).
+
+    Example:
+        >>> from keras_mm.encoders.bert import without_trailing_padding
+        >>> mask = tf.constant([[1, 1, 1, 0] + [0] * 12, [1] * 9 + [0] * 7])
+        >>> without_trailing_padding({"token_ids": mask * 7, "padding_mask": mask})["token_ids"].shape
+        TensorShape([2, 16])
+        >>> without_trailing_padding({"token_ids": mask[:1], "padding_mask": mask[:1]})["padding_mask"].shape
+        TensorShape([1, 8])
+    """
+    mask = tf.convert_to_tensor(inputs["padding_mask"])
+    full = tf.shape(mask)[1]
+    # 1 + the last set position of any row (0 when no row has one; reduce_max of an empty batch is below 0)
+    last = tf.reduce_max(tf.range(1, full + 1) * tf.cast(mask != 0, tf.int32))
+    length = tf.minimum(full, tf.maximum(multiple, (last + multiple - 1) // multiple * multiple))
+    return {kind: value[:, :length] for kind, value in inputs.items()}
+
+
 def _transformer_blocks(backbone):
     for layer in backbone.transformer_layers:
         yield from layer if isinstance(layer, list) else [layer]  # ALBERT: groups of shared blocks
@@ -224,7 +255,11 @@ class BertEncoder(Encoder):
             ``"xlm-roberta"`` (random init; read from the checkpoint
             otherwise). DistilBERT and XLM-RoBERTa take no segment ids and
             have no pooler.
-        sequence_length: padded token length, start and end tokens included.
+        sequence_length: padded token length, start and end tokens included;
+            longer texts are truncated. Padding costs little: where shapes may
+            be dynamic (TensorFlow without XLA, SavedModels) each batch runs
+            only up to its longest text (:func:`without_trailing_padding`),
+            with the same pooled output.
         pooling: ``"cls"`` (final first-token state), ``"pooled"`` (tanh
             pooler; BERT, ALBERT), ``"mean"`` (mean over non-padding tokens)
             or ``"auto"`` (the default): the pooling a sentence-transformers
@@ -381,7 +416,11 @@ class BertEncoder(Encoder):
         return self.architecture["hidden_dim"]
 
     def call(self, inputs, training=None, return_sequence=False):
-        outputs = self.backbone({kind: inputs[kind] for kind in self.input_signature()}, training=training)
+        inputs = {kind: inputs[kind] for kind in self.input_signature()}
+        if not return_sequence and dynamic_shapes_allowed():
+            # token-level fusions get the full, static length; XLA and exports to other runtimes need it too
+            inputs = without_trailing_padding(inputs)
+        outputs = self.backbone(inputs, training=training)
         # DistilBERT and XLM-RoBERTa backbones return the sequence alone
         sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
         if self.pooling == "pooled":

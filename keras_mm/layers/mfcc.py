@@ -6,6 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mm.layers.graph_context import in_portable_graph, portable_graph
+
 
 def _hz_to_mel_slaney(freqs):
     freqs = np.asarray(freqs, dtype=np.float64)
@@ -113,10 +115,9 @@ STFT_MODES = ("auto", "rfft", "matmul")
 # spectrum, 2-core CPU); TFLite/LiteRT's RFFT kernel is slower than the DFT matmul, so exporters trace
 # under auto_stft("matmul").
 _AUTO_STFT = ["rfft"]
-# Whether the graph being traced is for another runtime (TFLite, ONNX): set by auto_stft, which only
-# exporters enter. The RFFT power spectrum then uses ComplexAbs, the one RFFT consumer that tf2onnx
-# converts and TFLite has as a built-in; TensorFlow itself gets the cheaper view of (re, im) pairs.
-_PORTABLE = [False]
+# Inside auto_stft, which only exporters enter, the graph is for another runtime (TFLite, ONNX:
+# graph_context.portable_graph). The RFFT power spectrum then uses ComplexAbs, the one RFFT consumer that
+# tf2onnx converts and TFLite has as a built-in; TensorFlow itself gets the cheaper view of (re, im) pairs.
 
 
 @contextlib.contextmanager
@@ -144,12 +145,11 @@ def auto_stft(mode):
     if mode not in ("rfft", "matmul"):
         raise ValueError(f"mode={mode!r} is not supported. Allowed: rfft, matmul")
     _AUTO_STFT.append(mode)
-    _PORTABLE.append(True)
     try:
-        yield
+        with portable_graph():
+            yield
     finally:
         _AUTO_STFT.pop()
-        _PORTABLE.pop()
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
@@ -258,7 +258,7 @@ class MFCC(keras.layers.Layer):
             spectrum = tf.matmul(frames, tf.constant(self._dft_matrix))
             return tf.matmul(tf.math.square(spectrum), tf.constant(self._dft_mel_matrix))
         spectrum = tf.signal.rfft(frames * tf.constant(self._window), fft_length=[self.n_fft])
-        if _PORTABLE[-1]:
+        if in_portable_graph():
             power = tf.math.square(tf.math.abs(spectrum))  # ComplexAbs: converts to TFLite and ONNX
         else:
             # re^2 + im^2 without ComplexAbs's sqrt: the layer 1.2x faster than tf.signal.stft + ComplexAbs
@@ -282,7 +282,7 @@ class MFCC(keras.layers.Layer):
             return tf.reshape(self._power_mel(frames), [batch, -1, self.n_mels])
         num_frames = self._num_frames(length)
         pieces = 1
-        if self.resolved_stft == "rfft" and not _PORTABLE[-1]:
+        if self.resolved_stft == "rfft" and not in_portable_graph():
             # TensorFlow's CPU RFFT kernel runs on one thread; frames split into independent pieces
             # run on parallel inter-op threads: the layer 1.3x faster on 2 cores (batch 64 x 1 s).
             # Exports to other runtimes keep one piece.

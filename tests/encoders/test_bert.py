@@ -112,6 +112,30 @@ def test_embeddings_match_numpy_reference(minilm_path, pooling):
     assert np.abs(ours - reference).max() <= 1e-5
 
 
+def test_padding_is_cut_to_the_batch_longest_text_with_the_same_output(minilm_path):
+    """Short texts padded to 128 run the transformer over 8 positions; XLA and exports keep all 128."""
+    from keras_mm.encoders.bert import without_trailing_padding
+    from keras_mm.layers.graph_context import portable_graph
+
+    encoder = BertEncoder(checkpoint=minilm_path, sequence_length=128)  # mean pooling (the checkpoint's own)
+    inputs, trimmed = _embed(encoder, ["A man is playing a guitar.", "short", ""])
+    seen = []
+    backbone_call = encoder.backbone.call
+    encoder.backbone.call = lambda x, **kw: seen.append(x["token_ids"].shape[1]) or backbone_call(x, **kw)
+    encoder(inputs)
+    with portable_graph():  # what export_tflite / export_onnx trace
+        full = tf.function(encoder)(inputs).numpy()
+    compiled = tf.function(encoder, jit_compile=True)(inputs).numpy()
+    assert seen[0] == 16 and seen[1:] == [128, 128], seen  # 9 tokens rounded up to 16
+    assert np.abs(trimmed - full).max() <= 1e-5
+    assert np.abs(compiled - full).max() <= 1e-5
+    # the sequence (token-level fusions) keeps its static length
+    assert encoder(inputs, return_sequence=True)["sequence"].shape[1] == 128
+    assert without_trailing_padding({"padding_mask": np.zeros((0, 128), "int32")})["padding_mask"].shape == (0, 8)
+    cut = without_trailing_padding({"padding_mask": np.array([[0, 0, 0, 0, 1, 0]]), "ids": np.ones((1, 6))}, multiple=4)
+    assert cut["ids"].shape == (1, 6)  # a set position after padding is kept; never longer than the input
+
+
 def test_approximate_gelu_would_not_meet_the_bar(minilm_path):
     """Guards the exact-GELU switch: with tanh GELU the error is ~1e-3, far above 1e-5."""
     encoder = BertEncoder(checkpoint=minilm_path, sequence_length=16)
