@@ -177,6 +177,8 @@ def train(
         ['loss', 'sparse_categorical_accuracy', 'val_loss', 'val_sparse_categorical_accuracy']
     """
     strategy = resolve_strategy(strategy)
+    if not (verbose == "auto" or (isinstance(verbose, int) and verbose in (0, 1, 2))):
+        raise ValueError(f"verbose={verbose!r} is not supported. Allowed: 'auto', 0 (silent), 1 (progress bar), 2 (one line per epoch)")
     balance, balance_options = _balance_request(balance)
     model = _build(model, strategy, mixed_precision, balance)
     train_data, validation_data = (_dataset_for(data, model) for data in (train_data, validation_data))

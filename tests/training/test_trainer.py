@@ -358,3 +358,9 @@ def test_resuming_under_other_class_names_is_refused(tmp_path):
         keras_mm.train(config(["owl", "dog", "cat"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
     model, history = keras_mm.train(config(["cat", "dog", "owl"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
     assert history.epoch == [0, 1]  # the same names resume
+
+
+@pytest.mark.parametrize("verbose", [5, -1, "yes", 1.0])
+def test_unknown_verbose_is_refused_naming_the_allowed_values(verbose):
+    with pytest.raises(ValueError, match=r"verbose=.*Allowed: 'auto', 0 \(silent\), 1 \(progress bar\), 2"):
+        keras_mm.train({"encoders": {"image": "small_cnn"}, "num_classes": 2}, lambda m: None, verbose=verbose)
