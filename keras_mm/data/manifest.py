@@ -513,7 +513,9 @@ def check_manifest(path, features=None, label="label", *, model=None, preprocess
     unreadable file, an empty or unknown label, a file that does not load or
     decode, or one the model's preprocessor cannot use (e.g. audio with NaN
     samples). The arguments are those of :func:`from_manifest`; every split
-    is checked unless ``split`` is given.
+    is checked unless ``split`` is given. Labels whose classes do not fit the
+    model's head raise ``ValueError`` here, as in :func:`from_manifest`
+    (:func:`check_labels_fit_head`).
 
     Example:
         >>> import shutil, tempfile
@@ -527,6 +529,8 @@ def check_manifest(path, features=None, label="label", *, model=None, preprocess
     """
     features, modalities, preprocessor, class_names = _model_defaults(model, features, modalities, preprocessor, class_names)
     manifest = Manifest(path, features, label, modalities, split, multilabel, "skip", class_names)
+    if model is not None:  # as from_manifest: classes that do not fit the head are no row's problem, but fatal
+        check_labels_fit_head(manifest, getattr(model, "head", None))
     options = manifest.load_options(model, sample_rate, preprocessor)
     problems = find_unusable_rows(manifest, options, preprocessor)
     return sorted(manifest.skipped + [(manifest.line_numbers[i], problem) for i, problem in problems.items()])
@@ -540,6 +544,24 @@ def _model_defaults(model, features, modalities, preprocessor, class_names):
         class_names = model.class_names
     return (model_feature_columns(features, model), {**model.modalities, **(modalities or {})},
             preprocessor or model.preprocessor, class_names)
+
+
+def _near_duplicate_labels(manifest):
+    """`` Labels that differ only in case or spaces: ...`` naming a line of each, or ``""``."""
+    groups = {}
+    for name in manifest.class_names:
+        groups.setdefault(" ".join(str(name).split()).casefold(), []).append(name)
+    clashes = [names for names in groups.values() if len(names) > 1]
+    if not clashes:
+        return ""
+    labels = [str(row.get(manifest.label, "")).strip() for row in manifest.rows]
+
+    def where(name):
+        if str(name) not in labels:  # only in another split
+            return repr(name)
+        return f"{name!r} (line {manifest.line_numbers[labels.index(str(name))]})"
+
+    return " Labels that differ only in case or spaces: " + "; ".join(" vs ".join(where(n) for n in names) for names in clashes) + "."
 
 
 def check_labels_fit_head(manifest, head):
@@ -564,7 +586,7 @@ def check_labels_fit_head(manifest, head):
         names = ", ".join(map(str, manifest.class_names[:20])) + (", ..." if len(manifest.class_names) > 20 else "")
         raise ValueError(f"{manifest.path}: the labels have {len(manifest.class_names)} classes ({names}) but the model's "
                          f"head has num_classes={num_classes}. Build the model with num_classes={len(manifest.class_names)}, "
-                         "or give class_names=[...] to both in the order the head's ids mean.")
+                         "or give class_names=[...] to both in the order the head's ids mean." + _near_duplicate_labels(manifest))
     if manifest.class_names is None:
         ids = np.asarray(manifest.labels).reshape(len(manifest.labels), -1).max(axis=1)
         bad = np.flatnonzero((ids >= num_classes) | (ids < 0))

@@ -228,6 +228,17 @@ def test_labels_that_do_not_fit_the_head_are_an_error_before_training(tmp_path):
     assert len(from_manifest(ids, model=model, split="train").manifest) == 2  # the train rows' ids fit
 
 
+def test_check_manifest_refuses_labels_that_do_not_fit_the_head_and_names_a_case_typo(tmp_path):
+    # check_manifest passed such a manifest ("0 unusable rows") and from_manifest then refused it
+    model = keras_mm.build_model(encoders={"text": {"name": "lstm", "vocabulary": ["a"], "sequence_length": 2}},
+                                 num_classes=2)
+    path = _write_manifest(tmp_path / "m.csv", [("a", "cat", "train"), ("b", "dog", "train"), ("c", "Cat", "train")])
+    with pytest.raises(ValueError, match=r"the labels have 3 classes \(Cat, cat, dog\).*num_classes=2.*"
+                                         r"differ only in case or spaces: 'Cat' \(line 4\) vs 'cat' \(line 2\)"):
+        keras_mm.data.check_manifest(path, model=model)
+    assert keras_mm.data.check_manifest(path) == []  # without a model there is no head to fit
+
+
 def test_model_class_names_label_the_dataset(tmp_path):
     path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train")])
     model = keras_mm.build_model(encoders=tiny_encoders(("bert",)), head={"name": "classification", "class_names": ["dog", "cat", "emu"]},
