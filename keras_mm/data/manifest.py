@@ -11,6 +11,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from keras_mm.heads.base import checked_class_names
 from keras_mm.modalities import get_modality, load_audio_file
 from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
@@ -448,7 +449,12 @@ def from_manifest(
     Args:
         path, features, label, split, multilabel, modalities, class_names: see :class:`Manifest`.
             With ``model``, ``features`` defaults to the model's feature names
-            and ``class_names`` to the model's (``model.class_names``).
+            and ``class_names`` to the model's (``model.class_names``). A model
+            whose head has no class names takes the manifest's (string labels,
+            sorted, as many as the head has classes): they then label its
+            ``evaluate`` tables, its ``.keras`` file and its SavedModel's
+            ``class_name`` output, and other manifests given this model get the
+            same ids.
         on_error: ``"raise"`` (default): the first bad row stops reading or
             iterating with an error naming it (:func:`check_manifest` lists
             them all). ``"skip"``: rows with a missing, unreadable or
@@ -485,6 +491,7 @@ def from_manifest(
     manifest = Manifest(path, features, label, modalities, split, multilabel, on_error, class_names)
     if model is not None:
         check_labels_fit_head(manifest, getattr(model, "head", None))
+        name_head_classes(getattr(model, "head", None), manifest.class_names)
     options = manifest.load_options(model, sample_rate, preprocessor)
     if model is None and preprocessor is None and sample_rate is None:
         _warn_default_rate(options)
@@ -544,6 +551,32 @@ def _model_defaults(model, features, modalities, preprocessor, class_names):
         class_names = model.class_names
     return (model_feature_columns(features, model), {**model.modalities, **(modalities or {})},
             preprocessor or model.preprocessor, class_names)
+
+
+def name_head_classes(head, class_names):
+    """Give ``head`` the manifest's ``class_names`` when it has none and they fit; ``True`` when it took them.
+
+    Without this a model trained on labels ``cat, dog`` exported ``class_id``
+    but no ``class_name``, and ``evaluate`` printed ``0, 1`` (new-user trial).
+
+    Example:
+        >>> head = keras_mm.heads.ClassificationHead(num_classes=2)
+        >>> name_head_classes(head, ["cat", "dog"]), head.class_names
+        (True, ['cat', 'dog'])
+        >>> name_head_classes(head, ["ant", "bee"]), head.class_names  # a head keeps the names it has
+        (False, ['cat', 'dog'])
+    """
+    if head is None or class_names is None or getattr(head, "class_names", None) is not None:
+        return False
+    if not hasattr(head, "_class_names"):
+        return False
+    from keras_mm.heads import BinaryHead
+
+    count = 2 if isinstance(head, BinaryHead) else getattr(head, "num_classes", None)
+    if count != len(class_names):
+        return False
+    head._class_names = checked_class_names(class_names, count, head.name)
+    return True
 
 
 def _near_duplicate_labels(manifest):

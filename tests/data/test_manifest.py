@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -246,6 +247,26 @@ def test_model_class_names_label_the_dataset(tmp_path):
     assert model.class_names == ["dog", "cat", "emu"]
     labels = [int(y) for _, y in from_manifest(path, model=model)]
     assert labels == [0, 1]
+
+
+def test_a_model_without_class_names_takes_the_manifests(tmp_path):
+    # they were dropped: evaluate printed 0..9 and the SavedModel had no class_name output (new-user trial)
+    path = _write_manifest(tmp_path / "m.csv", [("a", "dog", "train"), ("b", "cat", "train"), ("c", "emu", "test")])
+    model = keras_mm.build_model(encoders=tiny_encoders(("bert",)), num_classes=3)
+    assert model.class_names is None
+    from_manifest(path, model=model, split="train")
+    assert model.class_names == ["cat", "dog", "emu"]  # from every row, as the ids are
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").class_names == ["cat", "dog", "emu"]
+    # a manifest of the test rows alone now gets the model's ids, not ids of its own one class
+    test_only = _write_manifest(tmp_path / "t.csv", [("c", "emu", "test")])
+    assert [int(y) for _, y in from_manifest(test_only, model=model)] == [2]
+    report = keras_mm.evaluate(model, from_manifest(path, model=model, batch_size=3), verbose=False)
+    assert report.class_names == ["cat", "dog", "emu"]
+    ids = _write_manifest(tmp_path / "ids.csv", [("a", "0", "train"), ("b", "2", "train")])
+    unnamed = keras_mm.build_model(encoders=tiny_encoders(("bert",)), num_classes=3)
+    from_manifest(ids, model=unnamed)
+    assert unnamed.class_names is None  # integer labels name nothing
 
 
 def _audio_manifest(root, cells):
