@@ -139,9 +139,9 @@ class MultimodalModel(keras.Model):
             self.modality_dropout = ModalityDropout(modality_dropout, name="modality_dropout")
         # a dict of layers when extras_model() shares this model's. Token-level fusions (cross_attention)
         # normalise inside and read only some pooled vectors: a norm on the others would get no gradient.
-        self.feature_norms = feature_norm_layers(feature_normalization, self.feature_encoders)
-        if fusion.uses_sequences:
-            self.feature_norms = {}
+        # Decided before assigning: a dict of layers assigned and then replaced stays tracked, and its unused
+        # norms made Keras warn "build() was called on layer 'multimodal_model' ... unbuilt state".
+        self.feature_norms = {} if fusion.uses_sequences else feature_norm_layers(feature_normalization, self.feature_encoders)
 
         # === Functional Model ===
         fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})

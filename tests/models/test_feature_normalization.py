@@ -96,6 +96,9 @@ def test_token_level_fusions_get_none_and_a_wrong_value_names_the_field():
     model = keras_mm.build_model(encoders=tiny_encoders(), fusion="cross_attention", num_classes=3,
                                  feature_normalization="layer")
     assert model.feature_norms == {} and model.get_config()["feature_normalization"] == []
+    # the norms it does not use are not layers of the model: unbuilt, they made Keras warn "unbuilt state"
+    assert all(layer.built for layer in model._flatten_layers(include_self=False))
+    assert not {layer.name for layer in model._flatten_layers(include_self=False)} & {f"{f}_norm" for f in model.features}
     with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'frozen', 'layer', None"):
         keras_mm.build_model(encoders=tiny_encoders(), num_classes=3, feature_normalization="batch")
 
