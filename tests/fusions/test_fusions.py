@@ -32,6 +32,33 @@ def test_attention_output_is_weighted_average_of_projections():
     np.testing.assert_allclose(out["fused"].numpy(), expected, atol=1e-6)
 
 
+def test_attention_weights_keep_a_uniform_share_of_the_present_features():
+    rng = np.random.default_rng(0)
+    features = {k: rng.normal(size=(4, 3)).astype("float32") for k in ("a", "b", "c")}
+    presence = {"a": np.array([1, 1, 1, 0]), "b": np.array([1, 0, 1, 0]), "c": np.array([1, 1, 0, 0])}
+    shared = AttentionFusion(projection_dim=4, uniform_share=0.4)
+    plain = AttentionFusion(projection_dim=4, uniform_share=0.0)
+    shared(features, presence), plain(features, presence)
+    plain.set_weights(shared.get_weights())
+    got = shared(features, presence)["modality_weights"].numpy()
+    softmax = plain(features, presence)["modality_weights"].numpy()
+    present = np.stack([presence[k] for k in ("a", "b", "c")], 1).astype("float32")
+    uniform = present / np.maximum(present.sum(1, keepdims=True), 1)
+    np.testing.assert_allclose(got, 0.6 * softmax + 0.4 * uniform, atol=1e-6)
+    np.testing.assert_allclose(got[:3].sum(1), 1.0, atol=1e-6)
+    assert (got >= 0.4 * uniform - 1e-6).all()  # each present feature keeps at least uniform_share / M
+    assert got[1, 1] == 0 and got[2, 2] == 0 and not got[3].any()  # missing features and all-missing rows: 0
+    with pytest.raises(ValueError, match="uniform_share=1.0 must be in"):
+        AttentionFusion(uniform_share=1.0)
+
+
+def test_attention_saved_before_uniform_share_reloads_with_the_plain_softmax():
+    config = AttentionFusion(projection_dim=4).get_config()
+    assert config["uniform_share"] == 0.2 and AttentionFusion.from_config(config).uniform_share == 0.2
+    del config["uniform_share"]
+    assert AttentionFusion.from_config(config).uniform_share == 0.0
+
+
 def test_attention_weights_can_learn_to_ignore_a_noise_modality():
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(1)
