@@ -25,7 +25,7 @@ class AttentionFusion(Fusion):
     (``uniform_share=0``) learns to attend to whichever modality helps first
     and then starves the other: on AV-Digits one seed ended with weights
     ``[1.0, 0.0]``. Measured the same day, 3 seeds (README, "Attention's
-    uniform share"): AV-Digits 0.582 (share 0), 0.670 (0.2), 0.718 (0.5);
+    uniform share"): AV-Digits 0.582 (share 0), 0.671 (0.2), 0.718 (0.5);
     OpenClipart, where the text carries the task, 0.779, 0.779, 0.766. The
     default, 0.2, is the share that lost nowhere.
 
