@@ -492,6 +492,8 @@ def from_manifest(
     if model is not None:
         check_labels_fit_head(manifest, getattr(model, "head", None))
         name_head_classes(getattr(model, "head", None), manifest.class_names)
+    if preprocessor is not None:
+        warn_cropped_audio(manifest, preprocessor)
     options = manifest.load_options(model, sample_rate, preprocessor)
     if model is None and preprocessor is None and sample_rate is None:
         _warn_default_rate(options)
@@ -538,6 +540,8 @@ def check_manifest(path, features=None, label="label", *, model=None, preprocess
     manifest = Manifest(path, features, label, modalities, split, multilabel, "skip", class_names)
     if model is not None:  # as from_manifest: classes that do not fit the head are no row's problem, but fatal
         check_labels_fit_head(manifest, getattr(model, "head", None))
+    if preprocessor is not None:
+        warn_cropped_audio(manifest, preprocessor)
     options = manifest.load_options(model, sample_rate, preprocessor)
     problems = find_unusable_rows(manifest, options, preprocessor)
     return sorted(manifest.skipped + [(manifest.line_numbers[i], problem) for i, problem in problems.items()])
@@ -629,6 +633,62 @@ def check_labels_fit_head(manifest, head):
 
 
 _WARNED_DEFAULT_RATE = []
+
+
+#: rows whose audio duration :func:`warn_cropped_audio` reads (file headers only)
+CROP_CHECK_ROWS = 64
+_WARNED_CROPPED = set()
+
+
+def warn_cropped_audio(manifest, preprocessor, rows=CROP_CHECK_ROWS):
+    """Log a warning when most clips of an audio feature are longer than what the model keeps; return the fractions.
+
+    The audio encoder takes a fixed ``num_samples``: a longer clip is cropped
+    to its start, silently. Up to ``rows`` files spread over the manifest
+    are measured from their headers (``soundfile.info``, local files only).
+    Logged once per manifest and feature when a quarter or more of them are
+    over 10 % longer. Returns ``{feature: fraction longer}`` of the measured ones.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"audio": {"name": "mfcc_cnn", "num_samples": 4000}}, num_classes=10)
+        >>> m = keras_mm.data.Manifest(keras_mm.datasets.sample_manifest_path(), features=["audio"])
+        >>> warn_cropped_audio(m, model.preprocessor)  # the sample's clips last 1 s; the model keeps 0.25 s
+        {'audio': 1.0}
+    """
+    import soundfile
+
+    found = {}
+    for feature, modality in manifest.modalities.items():
+        pre = getattr(preprocessor, "feature_preprocessors", {}).get(feature)
+        if modality != "audio" or getattr(pre, "num_samples", None) is None or getattr(pre, "sample_rate", None) is None:
+            continue
+        kept = pre.num_samples / float(pre.sample_rate)
+        cells = [manifest.rows[i].get(manifest.features[feature]) for i in range(len(manifest))]
+        cells = [str(c).strip() for c in cells if c is not None and str(c).strip()]
+        picked = [cells[i] for i in sorted(set(np.linspace(0, len(cells) - 1, min(rows, len(cells))).astype(int)))] if cells else []
+        durations = []
+        for cell in picked:
+            path = manifest.resolve(cell)
+            if _is_url(path):
+                continue
+            try:
+                durations.append(soundfile.info(path).duration)
+            except Exception:  # unreadable files are reported by the loader, naming the row
+                continue
+        if not durations:
+            continue
+        longer = float(np.mean(np.asarray(durations) > 1.1 * kept))
+        found[feature] = longer
+        key = (manifest.path, feature, pre.num_samples, pre.sample_rate)
+        if longer >= 0.25 and key not in _WARNED_CROPPED:
+            _WARNED_CROPPED.add(key)
+            logger.warning(
+                "%s: %.0f%% of the %d %r clips measured are longer than the %.2f s the model keeps (median %.2f s); "
+                "each is cropped to its first %.2f s. Build the audio encoder with num_samples=%d (%.1f s at %d Hz) "
+                "to keep more (logged once).", manifest.path, 100 * longer, len(durations), feature, kept,
+                float(np.median(durations)), kept, int(np.percentile(durations, 90) * pre.sample_rate),
+                float(np.percentile(durations, 90)), pre.sample_rate)
+    return found
 
 
 def _warn_default_rate(options):

@@ -507,3 +507,24 @@ def test_spaces_after_the_commas_of_a_csv_are_not_part_of_the_names(tmp_path):
     manifest = Manifest(str(path), split="train")  # was: split='train' asked for but there is no 'split' column
     assert manifest.features == {"text": "text"} and manifest.class_names == ["cat", "dog"]
     assert manifest.load_row(0)["text"] == "a dog"
+
+
+def test_clips_longer_than_the_model_keeps_are_reported_once(tmp_path, caplog):
+    # 61 % of a trial's clips were longer than the 1 s the model keeps, cropped without a word
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    rows = ["audio,label"]
+    for i, seconds in enumerate([3.0, 2.5, 0.5, 3.0]):
+        soundfile.write(tmp_path / f"c{i}.wav", rng.normal(0, 0.1, int(8000 * seconds)).astype("float32"), 8000)
+        rows.append(f"c{i}.wav,{i % 2}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    model = keras_mm.build_model(encoders={"audio": "mfcc_cnn"}, num_classes=2)  # keeps 1 s at 16 kHz
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        from_manifest(tmp_path / "m.csv", model=model)
+        from_manifest(tmp_path / "m.csv", model=model)
+    logged = [r.getMessage() for r in caplog.records if "clips measured are longer" in r.getMessage()]
+    assert len(logged) == 1, logged
+    assert "75% of the 4 'audio' clips measured are longer than the 1.00 s the model keeps (median 2.75 s)" in logged[0]
+    assert "num_samples=48000 (3.0 s at 16000 Hz)" in logged[0]
+    assert keras_mm.data.manifest.warn_cropped_audio(Manifest(tmp_path / "m.csv"), model.preprocessor) == {"audio": 0.75}
