@@ -90,8 +90,11 @@ def import_tensorflow_quietly():
 #: the first line of a TensorFlow log record (``W0000 00:00:17.1  3116 op_kernel.cc:1845] ...``)
 _RECORD = re.compile(r"^[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
 #: the lines of a record after its first: blank, indented (``\t [[node ...]]``, a traceback's frames), a
-#: traceback's header or its final ``SomeError: message`` line
-_CONTINUATION = re.compile(r"^(\s*$|\s|Traceback \(most recent call last\):|[A-Za-z_][\w.]*(Error|Exception)\b)")
+#: traceback's header, its final ``SomeError: message`` line or the line joining chained exceptions' tracebacks
+#: (a decoder's ``raise ValueError(...) from error``)
+_CONTINUATION = re.compile(r"^(\s*$|\s|Traceback \(most recent call last\):|[A-Za-z_][\w.]*(Error|Exception)\b"
+                          r"|The above exception was the direct cause of the following exception:$"
+                          r"|During handling of the above exception, another exception occurred:$)")
 #: records TensorFlow writes for every failing element of a dataset whose failures are expected (``ignore_errors``)
 _EXPECTED_FAILURE = re.compile(r"^[WE]\d{4} [\d:.]+ +\d+ (op_kernel|local_rendezvous)\.cc:\d+\] ")
 
@@ -102,6 +105,8 @@ def without_failure_records(text):
     Example:
         >>> from keras_mm.tf_logs import without_failure_records
         >>> log = ("W0000 00:00:1.5  14 op_kernel.cc:1845] INVALID_ARGUMENT: ValueError: bad\\n"
+        ...        "Traceback (most recent call last):\\n  File ...\\nOSError: unreadable\\n\\n"
+        ...        "The above exception was the direct cause of the following exception:\\n\\n"
         ...        "Traceback (most recent call last):\\n  File ...\\nValueError: bad\\n"
         ...        "a keras_mm log line\\nW0000 00:00:1.6  14 gpu_device.cc:2] a real warning\\n")
         >>> without_failure_records(log)

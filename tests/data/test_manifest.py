@@ -338,6 +338,24 @@ def test_a_file_that_fails_to_decode_names_the_manifest_line_and_path(tmp_path, 
         ds.manifest.load_row(2)
 
 
+def test_check_prints_no_traceback_of_a_chained_decoder_error(tmp_path):
+    # soundfile's error re-raised "from" it: TensorFlow's record had two tracebacks joined by "The above exception
+    # was the direct cause of the following exception:", and the filter stopped dropping at that line
+    import subprocess
+    import sys
+
+    _write_audio_files(tmp_path)
+    (tmp_path / "broken.ogg").write_bytes(b"OggS" + bytes(200))
+    (tmp_path / "noise.flac").write_bytes(bytes(range(256)) * 4)
+    path = _audio_manifest(tmp_path, ["pcm16.wav", "broken.ogg", "noise.flac"])
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_MM_TF_LOGS")}
+    code = f"import keras_mm; print(keras_mm.data.check_manifest({path!r}, sample_rate=16000))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "(3, \"cannot load audio='broken.ogg'" in result.stdout, result.stderr[-3000:]
+    assert "(4, \"cannot load audio='noise.flac'" in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr and "direct cause" not in result.stderr, result.stderr[-3000:]
+
+
 def test_parallel_loading_keeps_order_unless_told_otherwise(tmp_path):
     files = _write_audio_files(tmp_path)
     path = _audio_manifest(tmp_path, files * 4)
