@@ -63,9 +63,15 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     # TensorFlow start-up each); an exception that escaped main() would fail pytest.raises(SystemExit)
     truncated = tmp_path / "cut.wav"
     truncated.write_bytes(wav.read_bytes()[:5000])  # a raw InvalidArgumentError traceback from DecodeWav
+    import soundfile
+
+    ogg_named = tmp_path / "ogg.wav"  # predicted (soundfile read it) while serving_wav said "undecodable"
+    soundfile.write(ogg_named, tone, 8000, format="OGG")
     for args, expected in [
         (["predict", "--model", str(tmp_path / "served"), "--audio", str(truncated)],
          f"error: audio '{truncated}': cannot decode {truncated} as audio: truncated: the header announces"),
+        (["predict", "--model", str(tmp_path / "served"), "--audio", str(ogg_named)],
+         f"error: audio '{ogg_named}': cannot decode {ogg_named} as audio: not a WAV file: its bytes start with 'OggS'"),
         (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "nope"],
          "error: signature 'nope' is not in this export. Signatures: serving_default, serving_numeric, serving_wav"),
         (["predict", "--model", str(tmp_path / "served"), "--text", "x", "--signature", "serving_numeric"],

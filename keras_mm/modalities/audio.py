@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
 from keras_mm.preprocessing.audio import checked_file_rate, resample
-from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, plain_pcm16, unsupported_reason
+from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, not_wav_reason, plain_pcm16, unsupported_reason
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
@@ -51,8 +51,9 @@ def decode_audio(data, path=""):
     anything else in Python through ``tf.numpy_function``: other WAV by
     :func:`keras_mm.preprocessing.wav.decode_wav_mono`, the decoder serving
     uses, so a WAV that trains is a WAV that serves (a truncated, big-endian
-    or ADPCM WAV is an error here, not a clip soundfile half-reads);
-    FLAC, OGG, MP3, AIFF by soundfile (librosa's decoder). That decoder
+    or ADPCM WAV is an error here, not a clip soundfile half-reads, and so is
+    a ``path`` ending in ``.wav`` whose bytes are not WAV, e.g. an OGG file
+    renamed); FLAC, OGG, MP3, AIFF by soundfile (librosa's decoder). That decoder
     inside this loading map made an uncached epoch 1.6x slower (a bigger graph
     for every iterator), so it runs only for the files that need it. A file
     that cannot be decoded raises ``ValueError`` naming ``path`` and why.
@@ -93,13 +94,16 @@ def _decode_in_python(data, path):
 
         # eager numpy_function passes 0-d object arrays, graph mode bytes; .item() of an object array keeps NUL bytes
         data_bytes, path_bytes = (np.asarray(v, dtype=object).item() for v in (data_bytes, path_bytes))
+        name = path_bytes.decode("utf-8", "replace") or "audio bytes"
         if data_bytes[:4] in _WAV_MAGIC:
-            return _decode_wav_in_python(data_bytes, path_bytes.decode("utf-8", "replace") or "audio bytes")
+            return _decode_wav_in_python(data_bytes, name)
+        if name.lower().endswith(".wav"):
+            # soundfile would read an OGG/FLAC/... named .wav; serving_wav takes only WAV bytes: "undecodable" there
+            raise ValueError(f"cannot decode {name} as audio: {not_wav_reason(data_bytes, name)}")
         buffer = io.BytesIO(data_bytes)
         try:
             audio, rate = soundfile.read(buffer, dtype="float32", always_2d=True)
         except Exception as error:  # noqa: BLE001  -- soundfile raises several types; re-raised with the file named
-            name = path_bytes.decode("utf-8", "replace") or "audio bytes"
             reason = str(error).replace(repr(buffer), name)
             raise ValueError(f"cannot decode {name} as audio (WAV or a format soundfile reads): {reason}") from error
         return audio.mean(axis=1).astype(np.float32), np.int32(rate)

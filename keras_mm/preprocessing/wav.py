@@ -11,8 +11,10 @@ same waveform in a training manifest and at serving time; 16-bit PCM with a
 plain header goes through ``tf.audio.decode_wav`` (1.5x faster, the same numbers).
 Training manifests decode every WAV with these functions too
 (:func:`keras_mm.modalities.audio.decode_audio`), so a WAV that serving cannot
-decode (ADPCM, big-endian RIFX, truncated) is an error naming the row in
+decode (ADPCM, big-endian RIFX, truncated; a ``.wav`` file that is not WAV) is an error naming the row in
 training, never a clip that trains and then comes back ``undecodable``."""
+
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -174,6 +176,38 @@ def unsupported_reason(data):
                 "µ-law and A-law are): convert it to PCM WAV")
     held = len(data) - int(header["data_offset"])
     return f"truncated: the header announces {int(header['data_size'])} bytes of samples, the file holds {held}"
+
+
+#: what a file's first bytes say it is when it is not WAV, for error messages: (magic, format, extension)
+_OTHER_FORMATS = ((b"OggS", "an Ogg file", ".ogg"), (b"fLaC", "a FLAC file", ".flac"), (b"ID3", "an MP3 file", ".mp3"),
+                  (b"FORM", "an AIFF file", ".aiff"), (b"\x89PNG", "a PNG image", None),
+                  (b"\xff\xd8\xff", "a JPEG image", None))
+
+
+def not_wav_reason(data, name=""):
+    """Why ``data`` is not a WAV file (no RIFF/WAVE or RF64 header), naming what its first bytes say it is.
+
+    Given the file's ``name`` (e.g. ``clip.wav`` holding Ogg bytes), it also
+    says which extension to give it: under its format's own extension the
+    manifest loader reads it with soundfile.
+
+    Example:
+        >>> from keras_mm.preprocessing.wav import not_wav_reason
+        >>> not_wav_reason(b"OggS\\x00\\x02", "clip.wav")
+        "not a WAV file: its bytes start with 'OggS' (an Ogg file named .wav); rename it .ogg"
+        >>> not_wav_reason(b"")
+        'not a WAV file: it is empty'
+    """
+    data = bytes(data)
+    if not data:
+        return "not a WAV file: it is empty"
+    start = repr(data[:4])[1:]
+    for magic, kind, extension in _OTHER_FORMATS:
+        if data.startswith(magic):
+            named = f" named {os.path.splitext(name)[1]}" if os.path.splitext(name)[1] else ""
+            rename = f"; rename it {extension}" if extension and named else ""
+            return f"not a WAV file: its bytes start with {start} ({kind}{named}){rename}"
+    return f"not a WAV file: its bytes start with {start}, not RIFF/WAVE or RF64"
 
 
 def plain_pcm16(data):

@@ -338,6 +338,19 @@ def test_a_file_that_fails_to_decode_names_the_manifest_line_and_path(tmp_path, 
         ds.manifest.load_row(2)
 
 
+def test_a_file_named_wav_that_is_not_wav_is_an_unusable_row_as_serving_refuses_it(tmp_path):
+    # an OGG file named .wav trained (soundfile read it) and came back "undecodable" from serving_wav
+    files = _write_audio_files(tmp_path)
+    (tmp_path / "ogg_named.wav").write_bytes((tmp_path / "clip.ogg").read_bytes())
+    path = _audio_manifest(tmp_path, files + ["ogg_named.wav"])
+    why = ("cannot load audio='ogg_named.wav' ({}): cannot decode {} as audio: not a WAV file: its bytes start with "
+           "'OggS' (an Ogg file named .wav); rename it .ogg").format(*[tmp_path / "ogg_named.wav"] * 2)
+    assert keras_mm.data.check_manifest(path, sample_rate=16000) == [(7, why)]
+    with pytest.raises(tf.errors.OpError, match="m.csv, line 7: cannot load audio='ogg_named.wav'"):
+        for _ in from_manifest(path, sample_rate=16000):
+            pass
+
+
 def test_check_prints_no_traceback_of_a_chained_decoder_error(tmp_path):
     # soundfile's error re-raised "from" it: TensorFlow's record had two tracebacks joined by "The above exception
     # was the direct cause of the following exception:", and the filter stopped dropping at that line

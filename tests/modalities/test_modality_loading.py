@@ -1,5 +1,7 @@
 """Modality.load_file / load_graph: one implementation serves eager loading and the tf.data graph."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -66,3 +68,26 @@ def test_16_bit_wav_is_decoded_without_python_other_wav_by_the_serving_decoder_a
     np.testing.assert_allclose(load(tf.constant(str(tmp_path / "a24.wav"))).numpy(), 0.25, atol=1e-6)
     with pytest.raises(tf.errors.OpError, match="the Python fallback was called"):
         load(tf.constant(str(tmp_path / "a.flac")))
+
+
+@pytest.mark.parametrize("name", ["ogg_named.wav", "OGG_NAMED.WAV"])
+def test_a_wav_named_file_that_is_not_wav_is_refused_as_serving_refuses_it_and_a_real_ogg_loads(tmp_path, name):
+    # soundfile read such a file, so it trained; the serving_wav signature reads only WAV bytes: "undecodable"
+    import soundfile
+
+    from keras_mm.preprocessing.audio import decode_wav_batch
+    from keras_mm.preprocessing.status import SAMPLE_STATUSES
+
+    soundfile.write(tmp_path / "a.ogg", np.full((4000, 1), 0.25, "float32"), 8000, format="OGG")
+    ogg = (tmp_path / "a.ogg").read_bytes()
+    (tmp_path / name).write_bytes(ogg)
+    assert keras_mm.data.load_audio_file(str(tmp_path / "a.ogg"), 8000).shape == (4000,)
+    _, status = decode_wav_batch(tf.constant([ogg]), 4000, 8000)
+    assert SAMPLE_STATUSES[int(status[0])] == "undecodable"
+    expected = re.escape(f"cannot decode {tmp_path / name} as audio: not a WAV file: its bytes start with 'OggS' "
+                         f"(an Ogg file named {name[-4:]}); rename it .ogg")
+    with pytest.raises(ValueError, match=expected):
+        keras_mm.data.load_audio_file(str(tmp_path / name), 8000)
+    load = tf.function(lambda p: get_modality("audio").load_graph(p, sample_rate=8000))
+    with pytest.raises(tf.errors.OpError, match=expected):
+        load(tf.constant(str(tmp_path / name)))
