@@ -19,13 +19,18 @@ def run_cli(*args):
     return result.stdout
 
 
-def cli_exit_message(*args):
-    """The message ``keras-mm args`` exits with, run in this process; fails unless it exits with an error."""
+def cli_exit_message(capfd, *args):
+    """The message ``keras-mm args`` exits with, run in this process; fails unless it exits with an error.
+
+    Nothing on stderr may hold a traceback, TensorFlow's C++ records included (``capfd`` sees file descriptor 2).
+    """
     from keras_mm import cli
 
+    capfd.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         cli.main(list(args))
     assert exit_info.value.code not in (0, None), args
+    assert "Traceback" not in capfd.readouterr().err, args
     return str(exit_info.value.code)
 
 
@@ -34,7 +39,7 @@ def test_list():
     assert "encoders (audio): mfcc_cnn, mfcc_gru" in out and "fusions: attention, concat" in out
 
 
-def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
+def test_export_then_predict_from_files_with_a_missing_modality(tmp_path, capfd):
     keras.utils.set_random_seed(0)
     model = keras_mm.build_model(encoders=tiny_encoders(), fusion="attention", num_classes=3)
     model_path = str(tmp_path / "m.keras")
@@ -53,7 +58,7 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
     assert out["image_status"] == "ok" and out["text_status"] == "empty"
     assert abs(sum(out["probabilities"]) - 1.0) < 1e-5 and out["modality_weights"]["text"] == 0.0
     # a missing file was TensorFlow's NotFoundError with its traceback; now one line (the exit message)
-    missing = cli_exit_message("predict", "--model", str(tmp_path / "served"), "--image", str(tmp_path / "nope.png"))
+    missing = cli_exit_message(capfd, "predict", "--model", str(tmp_path / "served"), "--image", str(tmp_path / "nope.png"))
     assert "error: image" in missing and "nope.png': no such file" in missing
     # serving_wav takes the file's bytes (it was sent the decoded waveform's float bytes: "undecodable")
     wav_out = json.loads(run_cli("predict", "--model", str(tmp_path / "served"), "--audio", str(wav), "--signature",
@@ -79,7 +84,7 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path):
         (["predict", "--model", str(tmp_path), "--text", "x"], "error: "),
         (["export", "--model", model_path, "--output", str(tmp_path / "served"), "--version", "1"], "error: "),
     ]:
-        message = cli_exit_message(*args)
+        message = cli_exit_message(capfd, *args)
         assert expected in message, (args, message)
     run_cli("export", "--model", model_path, "--output", str(tmp_path / "served"), "--version", "1", "--overwrite")
 

@@ -7,7 +7,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from keras_mm.data.manifest import Manifest, finish_dataset, model_feature_columns
+from keras_mm.data.manifest import Manifest, finish_dataset, model_feature_columns, name_head_classes
 from keras_mm.modalities import get_modality
 
 __all__ = ["METADATA_FILE", "from_tfrecords", "read_tfrecords_metadata", "write_tfrecords"]
@@ -243,6 +243,7 @@ def from_tfrecords(
     if model is not None:
         features = list(model_feature_columns(features, model, "TFRecords"))  # the model's features, no more, no less
         _check_model(metadata, model, features)
+        name_head_classes(getattr(model, "head", None), metadata["class_names"])  # as from_manifest does
         preprocessor = preprocessor or model.preprocessor
     missing = [f for f in features if f not in metadata["features"]]
     if missing:

@@ -224,7 +224,7 @@ def without_trailing_padding(inputs, multiple=8):
     mask = tf.convert_to_tensor(inputs["padding_mask"])
     full = tf.shape(mask)[1]
     # 1 + the last set position of any row (0 when no row has one; reduce_max of an empty batch is below 0)
-    last = tf.reduce_max(tf.range(1, full + 1) * tf.cast(mask != 0, tf.int32))
+    last = tf.reduce_max(tf.range(1, full + 1) * tf.cast(tf.cast(mask, tf.bool), tf.int32))  # int or bool masks
     length = tf.minimum(full, tf.maximum(multiple, (last + multiple - 1) // multiple * multiple))
     return {kind: value[:, :length] for kind, value in inputs.items()}
 

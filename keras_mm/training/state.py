@@ -33,6 +33,46 @@ class TrainingHistory:
         return {"epoch": self.epoch, "history": self.history}
 
 
+def fusion_identity(model):
+    """The fusion's configuration as JSON data (its layer name, dtype and trainable flag left out), or ``None``.
+
+    A resumed run must rebuild the fusion the checkpoint was trained with: a
+    changed default (attention's ``uniform_share``) fits every weight's shape
+    but computes something else.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, fusion="attention", num_classes=2)
+        >>> fusion_identity(model)["uniform_share"]
+        0.2
+    """
+    fusion = getattr(model, "fusion", None)
+    if fusion is None:
+        return None
+    config = {k: v for k, v in fusion.get_config().items() if k not in ("name", "trainable", "dtype")}
+    return {"class": type(fusion).__name__, **json.loads(json.dumps(config, default=str))}
+
+
+def _check_fusion_identity(saved, current, checkpoint_dir):
+    """``ValueError`` when a checkpoint's fusion differs from the model's, naming the settings."""
+    if current is None:
+        return
+    if saved is None:  # written before the fusion was recorded (2026-12-07): attention then had no uniform share
+        if current.get("class") == "AttentionFusion" and current.get("uniform_share"):
+            raise ValueError(
+                f"checkpoint_dir {checkpoint_dir!r} holds a run started before attention fusion's uniform_share "
+                f"existed: it trained with the plain softmax, and this model has uniform_share={current['uniform_share']}. "
+                "Resume it with fusion={'name': 'attention', 'uniform_share': 0.0, ...}, or give another "
+                "checkpoint_dir to start afresh.")
+        return
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if changed:
+        raise ValueError(
+            f"checkpoint_dir {checkpoint_dir!r} holds a checkpoint of another model (its fusion: "
+            + ", ".join(f"{k}={saved.get(k)!r} there, {current.get(k)!r} here" for k in changed)
+            + "). A run resumes only with the model it started with: build it with the checkpoint's settings, or "
+            "delete that folder, or give another checkpoint_dir, to start afresh.")
+
+
 class TrainState:
     """Model, optimizer, finished epochs and history of a run, checkpointed after every epoch.
 
@@ -64,7 +104,7 @@ class TrainState:
         # the label order: a checkpoint restored under other class names (same number) fits every shape
         # but answers with the old ids, silently (a run file's data.class_names reordered: 0.44 -> 0.13)
         class_names = getattr(model, "class_names", None)
-        self.identity = {"class_names": list(class_names) if class_names else None}
+        self.identity = {"class_names": list(class_names) if class_names else None, "fusion": fusion_identity(model)}
         with strategy.scope():
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.history = TrainingHistory()
@@ -134,7 +174,12 @@ class TrainState:
             return
         with open(path) as f:
             saved = json.load(f)
+        _check_fusion_identity(saved.get("fusion"), self.identity["fusion"], self.checkpoint_dir)
         for key, value in self.identity.items():
+            if key == "fusion":
+                continue
+            if key == "class_names" and saved.get(key) is None and value == sorted(value or []):
+                continue  # written before a model took the manifest's names: the same sorted ids
             if saved.get(key) != value:
                 raise ValueError(
                     f"checkpoint_dir {self.checkpoint_dir!r} holds a run trained with {key}={saved.get(key)} (in id order); "

@@ -1,5 +1,6 @@
 """``keras_mm.train``: one training loop for single-device, mirrored and multi-worker runs."""
 
+import numbers
 import warnings
 
 import keras
@@ -177,7 +178,7 @@ def train(
         ['loss', 'sparse_categorical_accuracy', 'val_loss', 'val_sparse_categorical_accuracy']
     """
     strategy = resolve_strategy(strategy)
-    if not (verbose == "auto" or (isinstance(verbose, int) and verbose in (0, 1, 2))):
+    if not (verbose == "auto" or (isinstance(verbose, numbers.Integral) and verbose in (0, 1, 2))):
         raise ValueError(f"verbose={verbose!r} is not supported. Allowed: 'auto', 0 (silent), 1 (progress bar), 2 (one line per epoch)")
     balance, balance_options = _balance_request(balance)
     model = _build(model, strategy, mixed_precision, balance)

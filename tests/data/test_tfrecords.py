@@ -188,3 +188,7 @@ def test_a_head_of_another_class_count_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"The TFRecords' labels have 3 classes \['cat', 'cow', 'dog'\] but the model's "
                                          r"head has num_classes=2"):
         from_tfrecords(str(tmp_path / "s"), model=model)
+    named = keras_mm.build_model(encoders={"text": {"name": "lstm", "vocabulary": ["a"], "sequence_length": 2}},
+                                 num_classes=3)
+    from_tfrecords(str(tmp_path / "s"), model=named)
+    assert named.class_names == ["cat", "cow", "dog"]  # as from_manifest names a model without names

@@ -132,6 +132,8 @@ def test_padding_is_cut_to_the_batch_longest_text_with_the_same_output(minilm_pa
     # the sequence (token-level fusions) keeps its static length
     assert encoder(inputs, return_sequence=True)["sequence"].shape[1] == 128
     assert without_trailing_padding({"padding_mask": np.zeros((0, 128), "int32")})["padding_mask"].shape == (0, 8)
+    boolean = {k: (v if k != "padding_mask" else tf.cast(v, tf.bool)) for k, v in inputs.items()}  # keras-hub's masks
+    assert np.abs(encoder(boolean).numpy() - full).max() <= 1e-5
     cut = without_trailing_padding({"padding_mask": np.array([[0, 0, 0, 0, 1, 0]]), "ids": np.ones((1, 6))}, multiple=4)
     assert cut["ids"].shape == (1, 6)  # a set position after padding is kept; never longer than the input
 

@@ -360,6 +360,33 @@ def test_resuming_under_other_class_names_is_refused(tmp_path):
     assert history.epoch == [0, 1]  # the same names resume
 
 
+def test_resuming_checks_the_fusion_settings_and_reads_checkpoints_written_before_they_were_recorded(tmp_path):
+    def data(model):
+        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+
+    def config(fusion, class_names=None):
+        return keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), fusion=fusion, num_classes=3,
+                                    class_names=class_names)
+
+    share = {"name": "attention", "uniform_share": 0.5}
+    keras_mm.train(config(share), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path / "a"))
+    # same shapes, another formula: was restored silently
+    with pytest.raises(ValueError, match=r"another model \(its fusion: uniform_share=0.5 there, 0.2 here\)"):
+        keras_mm.train(config("attention"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "a"))
+    # a checkpoint from before the fusion was recorded trained attention with the plain softmax
+    plain = {"name": "attention", "uniform_share": 0.0}
+    keras_mm.train(config(plain, ["a", "b", "c"]), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    (tmp_path / "b" / "run_identity.json").write_text('{"class_names": null}')  # as those runs wrote it
+    with pytest.raises(ValueError, match=r"started before attention fusion's uniform_share existed.*uniform_share=0.2"):
+        keras_mm.train(config("attention", ["a", "b", "c"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match=r"class_names=None \(in id order\); this model has class_names=\['c', 'b', 'a'\]"):
+        keras_mm.train(config(plain, ["c", "b", "a"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    # names in sorted order are the ids such a run used for string labels (a model now takes them from the manifest)
+    _, history = keras_mm.train(config(plain, ["a", "b", "c"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    assert history.epoch == [0, 1]
+
+
 @pytest.mark.parametrize("verbose", [5, -1, "yes", 1.0])
 def test_unknown_verbose_is_refused_naming_the_allowed_values(verbose):
     with pytest.raises(ValueError, match=r"verbose=.*Allowed: 'auto', 0 \(silent\), 1 \(progress bar\), 2"):
