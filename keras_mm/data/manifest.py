@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.heads.base import checked_class_names
+from keras_mm.heads.binary import BinaryHead
 from keras_mm.modalities import get_modality, load_audio_file
 from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
@@ -574,8 +575,6 @@ def name_head_classes(head, class_names):
         return False
     if not hasattr(head, "_class_names"):
         return False
-    from keras_mm.heads import BinaryHead
-
     count = 2 if isinstance(head, BinaryHead) else getattr(head, "num_classes", None)
     if count != len(class_names):
         return False
