@@ -69,7 +69,8 @@ def _read_inputs(args, metadata, encoded_audio=False):
         if value is None and list(features.values()).count(modality_name) == 1:
             value = shorthands.get(modality_name)
         modality = get_modality(modality_name)
-        options = modality.load_options(sample_rate=metadata.get("sample_rates", {}).get(feature))
+        options = modality.load_options(sample_rate=metadata.get("sample_rates", {}).get(feature),
+                                        num_samples=metadata.get("num_samples", {}).get(feature))
         if modality.reads_files and not modality.is_empty_cell(value) and not os.path.isfile(value):
             sys.exit(f"error: {feature} {value!r}: no such file")
         try:

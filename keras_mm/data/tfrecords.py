@@ -51,7 +51,8 @@ def write_tfrecords(source, out_dir, num_shards=8, model=None, sample_rate=None)
     """Write raw examples to TFRecord shards plus a JSON sidecar (:data:`METADATA_FILE`).
 
     Each record holds one row: encoded image bytes as in the file, text,
-    audio as float32 at the model's sample rate, other modalities through
+    audio as float32 at the model's sample rate (the start of each clip that
+    the model's window of ``num_samples`` keeps, plus 0.1 s), other modalities through
     ``Modality.to_feature``, and the label id (or multi-hot vector). Row
     ``i`` goes to shard ``i % num_shards``, so reading the shards round-robin
     gives the manifest order, and ``W`` workers that each read every
@@ -162,7 +163,11 @@ def _check_model(metadata, model, features):
         encoder = (getattr(model, "feature_encoders", None) or {}).get(feature)
         wanted = get_modality(metadata["features"][feature]).load_options(encoder)
         stored = metadata["load_options"].get(feature, {})
-        if wanted != stored:
+        # audio stored for a window at least as long (or whole clips, written before windows were stored) serves a shorter one
+        window, stored_window = wanted.pop("num_samples", None), stored.get("num_samples")
+        long_enough = window is None or stored_window is None or stored_window >= window
+        if wanted != {k: v for k, v in stored.items() if k != "num_samples"} or not long_enough:
+            wanted = {**wanted, "num_samples": window} if window is not None else wanted
             raise ValueError(f"feature {feature!r} was written with {stored} but the model needs {wanted}: "
                              f"write the shards again with write_tfrecords(..., model=model).")
     names = getattr(model, "class_names", None)

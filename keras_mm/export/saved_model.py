@@ -99,6 +99,9 @@ def _write(model, directory, class_names, warmup_samples):
         "sample_rates": {
             f: enc.sample_rate for f, enc in model.feature_encoders.items() if hasattr(enc, "sample_rate")
         },
+        "num_samples": {
+            f: enc.num_samples for f, enc in model.feature_encoders.items() if hasattr(enc, "num_samples")
+        },
         "head": None if model.head is None else model.head.registered_name_in_zoo,
         "class_names": list(class_names) if class_names is not None else None,
         "signatures": ["serving_default"] + (["serving_wav"] if has_audio else []) + ["serving_numeric"],

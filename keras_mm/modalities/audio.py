@@ -6,18 +6,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
-from keras_mm.preprocessing.audio import checked_file_rate, resample
+from keras_mm.preprocessing.audio import resample_to_window
 from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, not_wav_reason, plain_pcm16, unsupported_reason
 from keras_mm.registry import register_modality
 
 DEFAULT_SAMPLE_RATE = 16000
 
 
-def load_audio_file(path, sample_rate):
+def load_audio_file(path, sample_rate, num_samples=None):
     """Read WAV/FLAC/OGG/MP3, mix to mono, resample to ``sample_rate`` (FFT method); float32 ``[n]``.
 
     The code that ``keras_mm.data.from_manifest`` runs inside ``tf.data``
-    (:func:`read_audio`), run eagerly.
+    (:func:`read_audio`), run eagerly. ``num_samples``: the model's window
+    (only the start of the file it needs is resampled, as in training).
 
     Example:
         >>> path = "tone.wav"
@@ -25,15 +26,19 @@ def load_audio_file(path, sample_rate):
         >>> load_audio_file(path, 16000).shape
         (16000,)
     """
-    return read_audio(tf.constant(path), sample_rate).numpy()
+    return read_audio(tf.constant(path), sample_rate, num_samples).numpy()
 
 
-def read_audio(path, sample_rate):
+def read_audio(path, sample_rate, num_samples=None):
     """TensorFlow ops: audio file ``path`` (scalar string tensor) -> mono float32 ``[n]`` at ``sample_rate``.
 
     Read with ``tf.io.read_file`` (local, ``gs://``, ... paths), decoded by
     :func:`decode_audio`, resampled with :func:`keras_mm.preprocessing.resample`
-    (``librosa.resample(res_type="fft")``) when the file's rate differs.
+    (``librosa.resample(res_type="fft")``) when the file's rate differs. With
+    ``num_samples`` (the model's window; manifests read for a model pass it)
+    only the start of the file that the window keeps is resampled
+    (:func:`keras_mm.preprocessing.audio.resample_to_window`, the step serving
+    runs on WAV bytes).
 
     Example:
         >>> tf.io.write_file("tone.wav", tf.audio.encode_wav(tf.zeros([8000, 1]), 8000))
@@ -41,7 +46,7 @@ def read_audio(path, sample_rate):
         TensorShape([16000])
     """
     wave, rate = decode_audio(tf.io.read_file(path), path)
-    return resample(wave, checked_file_rate(rate), sample_rate)
+    return resample_to_window(wave, rate, sample_rate, num_samples)
 
 
 def decode_audio(data, path=""):
@@ -134,12 +139,16 @@ class AudioModality(Modality):
     raw_dtype = tf.float32
     noise_description = "Gaussian noise, std = level * the clip's RMS"
 
-    def load_options(self, encoder=None, sample_rate=None, **defaults):
+    def load_options(self, encoder=None, sample_rate=None, num_samples=None, **defaults):
         rate = getattr(encoder, "sample_rate", None) or sample_rate or DEFAULT_SAMPLE_RATE
-        return {"sample_rate": int(rate)}
+        options = {"sample_rate": int(rate)}
+        window = getattr(encoder, "num_samples", None) or num_samples
+        if window is not None:
+            options["num_samples"] = int(window)
+        return options
 
-    def load_graph(self, path, sample_rate=DEFAULT_SAMPLE_RATE, **options):
-        return read_audio(path, sample_rate)
+    def load_graph(self, path, sample_rate=DEFAULT_SAMPLE_RATE, num_samples=None, **options):
+        return read_audio(path, sample_rate, num_samples)
 
     def augment(self, example, feature, augmentation):
         wave = example[feature]

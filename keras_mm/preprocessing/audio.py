@@ -13,6 +13,10 @@ MAX_ABS_AMPLITUDE = 1e6
 #: the lowest file sample rate resampled: no recording has less, and a corrupt header's tiny rate made resampling
 #: allocate gigabytes (a 16 KB WAV claiming 1 Hz took 4.8 GB) and take a server down.
 MIN_FILE_SAMPLE_RATE = 1000
+#: seconds of a file's audio past the model's window that are resampled with it (:func:`resample_to_window`).
+#: FFT resampling treats a clip as periodic, so a cut rings: 0.1 s keeps the ringing out of the window
+#: (a sinc tail, about 2e-4 of the cut's step there).
+RESAMPLE_MARGIN_SECONDS = 0.1
 #: integer PCM as soundfile and librosa scale it to float: ``(offset, full scale)``.
 _PCM_SCALES = {"int8": (0.0, 2.0**7), "uint8": (128.0, 2.0**7), "int16": (0.0, 2.0**15), "int32": (0.0, 2.0**31)}
 
@@ -96,14 +100,16 @@ def fit_waveforms_with_status(waveforms, num_samples):
     return tf.ensure_shape(x, [None, num_samples]), status
 
 
-def decode_wav(data, sample_rate):
+def decode_wav(data, sample_rate, num_samples=None):
     """Decode one WAV file (bytes) to a mono float32 waveform ``[n]`` at ``sample_rate``.
 
     PCM 8/16/24/32-bit or float 32/64-bit (:func:`keras_mm.preprocessing.wav.decode_wav_mono`:
     the ``serving_wav`` signature and ``model.preprocessor`` use it; manifests
     get the same values from their loader). Channels are averaged; a file at
-    another rate is resampled with :func:`resample`. Raises for corrupt,
-    truncated or other data (callers isolate it per sample).
+    another rate is resampled with :func:`resample`. With ``num_samples`` (the
+    model's window) only the start of the file that the window keeps is
+    resampled (:func:`resample_to_window`). Raises for corrupt, truncated or
+    other data (callers isolate it per sample).
 
     Example:
         >>> wav = tf.audio.encode_wav(tf.zeros([8000, 2]), 8000)
@@ -111,7 +117,32 @@ def decode_wav(data, sample_rate):
         TensorShape([16000])
     """
     wave, rate = decode_wav_mono(data)
-    return resample(wave, checked_file_rate(rate), sample_rate)
+    return resample_to_window(wave, rate, sample_rate, num_samples)
+
+
+def resample_to_window(waveform, file_rate, sample_rate, num_samples=None):
+    """A file's waveform ``[n]`` at ``file_rate`` resampled to ``sample_rate``, keeping what a window of ``num_samples`` needs.
+
+    The one resampling step of training manifests and of serving (WAV bytes).
+    ``file_rate`` is checked (:func:`checked_file_rate`). With ``num_samples``,
+    the waveform is first cut to the source samples that ``num_samples``
+    output samples span plus ``RESAMPLE_MARGIN_SECONDS``: the model crops to
+    its window anyway, and resampling a whole 10-minute file took seconds and
+    most of a gigabyte per request. Without it (raw datasets with no model)
+    the whole clip is resampled, as ``librosa.resample`` does.
+
+    Example:
+        >>> long_clip = tf.zeros([44100 * 60])                 # a minute at 44.1 kHz
+        >>> resample_to_window(long_clip, 44100, 16000, num_samples=16000).shape
+        TensorShape([17600])
+    """
+    rate = checked_file_rate(file_rate)
+    if num_samples is not None:
+        file_rate_f = tf.cast(rate, tf.float64)
+        spanned = tf.math.ceil(float(num_samples) * file_rate_f / float(sample_rate))
+        keep = tf.cast(spanned + tf.math.ceil(RESAMPLE_MARGIN_SECONDS * file_rate_f), tf.int32)
+        waveform = waveform[:keep]
+    return resample(waveform, rate, sample_rate)
 
 
 def decode_wav_batch(wav_bytes, num_samples, sample_rate):
@@ -130,7 +161,7 @@ def decode_wav_batch(wav_bytes, num_samples, sample_rate):
     """
 
     def decode_one(data):
-        mono = decode_wav(data, sample_rate)[:num_samples]
+        mono = decode_wav(data, sample_rate, num_samples)[:num_samples]
         return tf.pad(mono, [[0, num_samples - tf.shape(mono)[0]]])
 
     decoded, decoded_ok = map_isolating_failures(decode_one, wav_bytes, tf.TensorSpec([num_samples], tf.float32))

@@ -60,8 +60,19 @@ def test_model_inputs_equal_from_manifest_and_mismatches_are_refused(tmp_path):
     _assert_same_examples(expected, from_tfrecords(str(tmp_path / "s"), model=model, batch_size=16))
     write_tfrecords(sample_manifest_path(), str(tmp_path / "8k"), num_shards=1, sample_rate=8000)
     with pytest.raises(ValueError, match=r"feature 'audio' was written with \{'sample_rate': 8000\} but the model needs "
-                                         r"\{'sample_rate': 16000\}"):
+                                         r"\{'sample_rate': 16000, 'num_samples': 8000\}"):
         from_tfrecords(str(tmp_path / "8k"), model=model)
+    # audio is stored for the writing model's window (plus a margin): a longer window is refused, whole clips
+    # (written without a model, or before windows were stored) serve any window
+    assert read_tfrecords_metadata(str(tmp_path / "s"))[0]["load_options"]["audio"] == {"sample_rate": 16000, "num_samples": 8000}
+    encoders["audio"]["num_samples"] = 12000
+    longer = keras_mm.build_model(encoders=encoders, fusion="attention", num_classes=10)
+    with pytest.raises(ValueError, match=r"written with \{'sample_rate': 16000, 'num_samples': 8000\} but the model "
+                                         r"needs \{'sample_rate': 16000, 'num_samples': 12000\}"):
+        from_tfrecords(str(tmp_path / "s"), model=longer)
+    write_tfrecords(sample_manifest_path(), str(tmp_path / "whole"), num_shards=1, sample_rate=16000)
+    x, _ = next(iter(from_tfrecords(str(tmp_path / "whole"), model=longer, batch_size=4)))
+    assert x["audio"].shape == (4, 12000)
     with pytest.raises(ValueError, match=r"features \['video'\] are not in the TFRecords. Stored: image, text, audio"):
         from_tfrecords(str(tmp_path / "8k"), features=["video"])
     with pytest.raises(ValueError, match=r"the model's feature\(s\) \['text'\] are not read"):

@@ -12,7 +12,7 @@ from keras_mm.export import latest_version_dir, next_version, read_export_metada
 from keras_mm.export.serving import call_signature, load_saved_model
 
 
-def test_tf_serving_layout_and_metadata(exported):
+def test_tf_serving_layout_and_metadata(exported, trained_model):
     base, version_dir = exported
     assert version_dir == os.path.join(base, "1")
     assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
@@ -21,6 +21,7 @@ def test_tf_serving_layout_and_metadata(exported):
     meta = read_export_metadata(base)
     assert meta["features"] == {"audio": "audio", "image": "image", "text": "text"}
     assert meta["class_names"] == ["a", "b", "c"] and meta["sample_rates"] == {"audio": 16000}
+    assert meta["num_samples"] == {"audio": trained_model.feature_encoders["audio"].num_samples}  # keras-mm predict reads it
     assert not [d for d in os.listdir(base) if d.startswith(".tmp")]
 
 

@@ -118,3 +118,35 @@ def test_a_header_rate_below_1000_hz_is_refused_before_resampling_allocates():
     assert int(checked_file_rate(1000)) == 1000
     # resample itself takes any rates a caller chooses (no header involved)
     assert resample(tf.zeros([100]), 500, 250).shape == [50]
+
+
+def test_a_long_file_is_resampled_only_for_the_window_the_same_in_training_and_serving(tmp_path):
+    import librosa
+
+    from keras_mm.modalities import get_modality
+    from keras_mm.modalities.audio import read_audio
+    from keras_mm.preprocessing.audio import RESAMPLE_MARGIN_SECONDS, decode_wav
+
+    rate, seconds, window = 44100, 30, 16000
+    t = np.arange(rate * seconds) / rate
+    rng = np.random.default_rng(0)
+    clip = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t) + 0.05 * rng.normal(size=t.size))
+    wav = tf.audio.encode_wav(clip.astype(np.float32)[:, None], rate)
+    tf.io.write_file(str(tmp_path / "long.wav"), wav)
+
+    # a manifest read for a model passes the encoder's window to the loader
+    options = get_modality("audio").load_options(WaveformPreprocessor("audio", num_samples=window))
+    assert options == {"sample_rate": 16000, "num_samples": window}
+    trained_on = read_audio(tf.constant(str(tmp_path / "long.wav")), **options).numpy()
+    # only the window plus the margin was resampled, not the 30 s (480,000 samples at 16 kHz)
+    assert trained_on.shape == (window + int(RESAMPLE_MARGIN_SECONDS * 16000),)
+    assert decode_wav(wav, 16000).shape == (16000 * seconds,)  # without a window: the whole clip, as before
+    served, status = decode_wav_batch(tf.stack([wav]), window, 16000)
+    assert status.numpy().tolist() == [0]
+    np.testing.assert_array_equal(served[0].numpy(), trained_on[:window])  # training and serving: the same values
+
+    # away from the clip's start (where FFT resampling wraps the clip's end round either way), the window
+    # equals librosa's resampling of the whole file: the margin keeps the cut's ringing out of it
+    whole = librosa.resample(tf.audio.decode_wav(wav)[0][:, 0].numpy().astype(np.float64), orig_sr=rate,
+                             target_sr=16000, res_type="fft")[:window]
+    assert np.abs(whole[window // 2:] - served[0].numpy()[window // 2:]).max() < 1e-3
