@@ -70,16 +70,36 @@ class MultimodalPreprocessor:
             )
 
     def _check_batch_sizes(self, x):
-        """Every feature must hold the same number of samples (where the sizes are known before running)."""
-        sizes = {}
+        """Every feature must hold the same number of samples: ``x``, checked.
+
+        Sizes known before running are compared at once; sizes known only when
+        the graph runs (a serving signature's ``[None]`` batch) are checked
+        there, ahead of every use of the inputs, so a mismatch names the
+        features instead of failing inside a later op.
+        """
+        sizes, unknown = {}, {}
         for feature, value in x.items():
             shape = getattr(value, "shape", None)
             size = len(value) if isinstance(value, (list, tuple)) else (shape[0] if shape is not None and len(shape) else None)
             if size is not None:
                 sizes[feature] = int(size)
+            elif isinstance(value, tf.RaggedTensor):
+                unknown[feature] = value.nrows(out_type=tf.int64)
+            elif isinstance(value, tf.Tensor) and shape.rank:
+                unknown[feature] = tf.shape(value, out_type=tf.int64)[0]
         if len(set(sizes.values())) > 1:
             raise ValueError(f"The features hold different numbers of samples: {sizes}. A batch has one value per "
                              "feature for every sample (send a missing one as empty: b'' / '' / an empty waveform).")
+        if not unknown or len(unknown) + bool(sizes) < 2:
+            return x
+        names = list(sizes) + list(unknown)
+        counts = tf.stack([tf.constant(sizes[f], tf.int64) for f in sizes] + list(unknown.values()))
+        message = (f"The features hold different numbers of samples ({', '.join(names)}, in this order). A batch has one "
+                   "value per feature for every sample (send a missing one as empty: b'' / '' / an empty waveform).")
+        check = tf.debugging.Assert(tf.equal(tf.reduce_min(counts), tf.reduce_max(counts)), [message, counts])
+        with tf.control_dependencies([check]):
+            return {f: (v.with_values(tf.identity(v.values)) if isinstance(v, tf.RaggedTensor) else tf.identity(v))
+                       if f in unknown else v for f, v in x.items()}
 
     def process_batch(self, x):
         """Batched raw dict -> batched numeric dict."""
@@ -93,7 +113,7 @@ class MultimodalPreprocessor:
         it as ``<feature>_status``.
         """
         self._check_features(x)
-        self._check_batch_sizes(x)
+        x = self._check_batch_sizes(x)
         out, statuses = {}, {}
         for name, pre in self.feature_preprocessors.items():
             numeric, statuses[name] = pre.process_batch_with_status(x[name])

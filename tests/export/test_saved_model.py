@@ -133,6 +133,17 @@ def test_nothing_usable_is_flagged_invalid(trained_model, exported):
     assert np.isfinite(out["probabilities"]).all()
 
 
+def test_a_batch_whose_features_differ_in_size_names_them(trained_model, exported):
+    # the signature's batch is [None]: the check runs in the graph, ahead of the op that used to fail
+    # ("Shapes of all inputs must match: values[0].shape = [3] != values[2].shape = [2]", naming no feature)
+    loaded = load_saved_model(exported[0])
+    raw = trained_model.preprocessor.example_raw(3)
+    raw["text"] = raw["text"][:2]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"different numbers of samples \(audio, image, text, in this order\).*\[3 3 2\]"):
+        loaded.signatures["serving_default"](**{k: tf.constant(list(v) if k != "audio" else v) for k, v in raw.items()})
+
+
 def test_metadata_json_is_valid(exported):
     with open(os.path.join(exported[1], "assets.extra", "keras_mm.json")) as f:
         assert json.load(f)["requires"] == ["tensorflow_text"]
