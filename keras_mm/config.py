@@ -1,6 +1,8 @@
 """``ModelConfig``: a plain, JSON-serializable description of a model."""
 
 import dataclasses
+import difflib
+import functools
 import json
 
 
@@ -112,7 +114,7 @@ class ModelConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
-            raise ValueError(f"ModelConfig: unknown field(s) {unknown}. Allowed: {', '.join(sorted(fields))}")
+            raise ValueError(_unknown_fields_message(unknown))
         return cls(**data)
 
     def to_json(self, **kwargs):
@@ -121,3 +123,31 @@ class ModelConfig:
     @classmethod
     def from_json(cls, text):
         return cls.from_dict(json.loads(text))
+
+
+def _unknown_fields_message(unknown):
+    """What to say for keyword arguments that are not ``ModelConfig`` fields: the allowed ones, a close match, presets."""
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, fields, n=1)
+        if close:
+            hints.append(f"Did you mean {close[0]!r} for {name!r}?")
+    if "preset" in unknown:
+        hints.append("A preset is not a field: use keras_mm.build_model(preset=..., **overrides) or "
+                     "keras_mm.ModelConfig(**keras_mm.presets.preset_config(name, **overrides)).")
+    return " ".join([f"ModelConfig: unknown field(s) {sorted(unknown)}. Allowed: {', '.join(fields)}.", *hints])
+
+
+_dataclass_init = ModelConfig.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init_checking_fields(self, *args, **kwargs):
+    unknown = [k for k in kwargs if k not in {f.name for f in dataclasses.fields(ModelConfig)}]
+    if unknown:  # the dataclass's own TypeError named the argument but not the allowed fields
+        raise TypeError(_unknown_fields_message(unknown))
+    _dataclass_init(self, *args, **kwargs)
+
+
+ModelConfig.__init__ = _init_checking_fields

@@ -2,6 +2,7 @@ import pytest
 
 import keras_mm
 from keras_mm import ModelConfig
+from keras_mm.presets import preset_config
 from tests.conftest import tiny_encoders
 
 
@@ -64,6 +65,14 @@ def test_bad_configs_raise_value_error_naming_the_field(kwargs, pattern):
 def test_model_config_rejects_unknown_fields():
     with pytest.raises(ValueError, match=r"ModelConfig: unknown field\(s\) \['fusoin'\]"):
         ModelConfig.from_dict({"encoders": {"image": "small_cnn"}, "fusoin": "concat"})
+    # the constructor too (the dataclass's own TypeError named the argument only), with a close match
+    with pytest.raises(TypeError, match=r"unknown field\(s\) \['fuson'\]. Allowed: encoders, fusion, .*"
+                                        r"Did you mean 'fusion' for 'fuson'\?"):
+        ModelConfig(encoders={"image": "small_cnn"}, fuson="concat")
+    # a preset is an argument of build_model, not a field: say how to get its config
+    with pytest.raises(TypeError, match=r"A preset is not a field: use keras_mm.build_model\(preset="):
+        ModelConfig(preset="tiny_concat")
+    assert ModelConfig(**preset_config("tiny_concat", num_classes=3)).fusion["name"] == "concat"
 
 
 def test_config_and_kwargs_together_is_an_error():
