@@ -164,7 +164,8 @@ class ExportSection:
 
     saved_model: str = _field(None, _optional_text, path=True)
     tflite: str = _field(None, _optional_text, path=True)
-    tflite_quantization: str = _field(None, _choice(None, "dynamic", "float16"))
+    # int8 calibrates on shuffled, unaugmented batches of data.train_split (export_tflite's representative_data)
+    tflite_quantization: str = _field(None, _choice(None, "dynamic", "float16", "int8"))
     warmup: bool = _field(True, _flag)
 
 
@@ -420,12 +421,17 @@ class RunFile:
                 raise RunFileError(f"{self.source}: data.{key}={split!r} is not a split of {self.data.manifest}. "
                                    f"Splits: {available}")
 
-    def dataset(self, model, split, training=False):
-        """The batched ``from_manifest`` dataset of ``split`` for ``model`` (shuffled and augmented when ``training``)."""
+    def dataset(self, model, split, training=False, shuffle=None):
+        """The batched ``from_manifest`` dataset of ``split`` for ``model`` (shuffled and augmented when ``training``).
+
+        ``shuffle``: shuffle without augmenting (int8 calibration); the
+        default follows ``training``. ``data.shuffle: false`` turns both off.
+        """
+        shuffle = training if shuffle is None else shuffle
         try:
             return from_manifest(
                 self.data.manifest, self.data.features, self.data.label, model=model, split=split,
-                batch_size=self.training.batch_size, shuffle=training and self.data.shuffle, seed=self.training.seed,
+                batch_size=self.training.batch_size, shuffle=shuffle and self.data.shuffle, seed=self.training.seed,
                 cache=self.data.cache, augment=(training and self.data.augment) or None, class_names=self.data.class_names,
                 on_error=self.data.on_error,
             )
@@ -565,7 +571,9 @@ def export_model(run, model, verbose=True):
         paths.append(export_saved_model(model, run.export.saved_model, warmup_samples=warmup))
     if run.export.tflite:
         os.makedirs(os.path.dirname(run.export.tflite) or ".", exist_ok=True)
-        export_tflite(model, run.export.tflite, quantization=run.export.tflite_quantization)
+        quantization = run.export.tflite_quantization
+        calibration = run.dataset(model, run.data.train_split, shuffle=True) if quantization == "int8" else None
+        export_tflite(model, run.export.tflite, quantization=quantization, representative_data=calibration)
         paths.append(run.export.tflite)
     for path in paths:
         _say(verbose, f"exported {path}")

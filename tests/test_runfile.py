@@ -4,11 +4,13 @@ import dataclasses
 import inspect
 import os
 
+import numpy as np
 import pytest
 import yaml
 
 import keras_mm
-from keras_mm.runfile import RunFile, RunFileError
+from keras_mm.export.tflite import tflite_interpreter_class
+from keras_mm.runfile import RunFile, RunFileError, export_model
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "run.yaml")
 SAMPLE = keras_mm.datasets.sample_manifest_path()
@@ -151,3 +153,15 @@ def test_encoder_files_are_found_next_to_the_run_file(tmp_path):
     model = RunFile.from_dict(document, source="run.yaml", base_dir=str(tmp_path)).model
     assert model["encoders"]["text"]["vocabulary"] == str(tmp_path / "vocab.txt")  # was read from the working directory
     assert model["encoders"]["image"]["weights"] == "not_here.h5"  # not next to the run file: kept as written
+
+
+def test_an_int8_tflite_export_is_calibrated_on_the_training_split(tmp_path):
+    run = RunFile.from_dict({"model": {"preset": "tiny_concat", "num_classes": 10}, "data": {"manifest": SAMPLE},
+                             "export": {"tflite": "m.tflite", "tflite_quantization": "int8"}},
+                            source="run.yaml", base_dir=str(tmp_path))
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=10)
+    assert export_model(run, model, verbose=False) == [str(tmp_path / "m.tflite")]
+    interpreter = tflite_interpreter_class()[0](model_path=str(tmp_path / "m.tflite"))
+    assert any(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())  # int8 activations: it was calibrated
+    with pytest.raises(RunFileError, match=r"export.tflite_quantization must be one of null, dynamic, float16, int8, got 'int4'"):
+        load(minimal(export={"tflite_quantization": "int4"}))
