@@ -39,7 +39,6 @@ ENTRY_POINTS = {"keras_mm.cli", "keras_mm.demo"}
 # test below fails on a stale entry).
 PENDING = {
     "keras_mm.demo imports keras_mm at module level",
-    "keras_mm.data.manifest imports keras_mm.data.augmentation inside a function",
 }
 
 

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from keras_mm.data.augmentation import Augmentation
 from keras_mm.heads.base import checked_class_names
 from keras_mm.heads.binary import BinaryHead
 from keras_mm.modalities import get_modality, load_audio_file
@@ -760,8 +761,6 @@ def finish_dataset(raw, modalities, *, preprocessor=None, batch_size=None, shuff
         ds = ds.cache()
     if augment:
         if augment is True:
-            from keras_mm.data.augmentation import Augmentation
-
             augment = Augmentation(modalities, seed=seed)
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
