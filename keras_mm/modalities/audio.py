@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
-from keras_mm.preprocessing.audio import resample_to_window
+from keras_mm.preprocessing.audio import resample_to_window, window_source_frames
 from keras_mm.preprocessing.wav import decode_plain_pcm16, decode_wav_mono, not_wav_reason, plain_pcm16, unsupported_reason
 from keras_mm.registry import register_modality
 
@@ -45,11 +45,12 @@ def read_audio(path, sample_rate, num_samples=None):
         >>> read_audio(tf.constant("tone.wav"), 16000).shape
         TensorShape([16000])
     """
-    wave, rate = decode_audio(tf.io.read_file(path), path)
+    frames = None if num_samples is None else (lambda rate: window_source_frames(num_samples, rate, sample_rate))
+    wave, rate = decode_audio(tf.io.read_file(path), path, max_frames=frames)
     return resample_to_window(wave, rate, sample_rate, num_samples)
 
 
-def decode_audio(data, path=""):
+def decode_audio(data, path="", max_frames=None):
     """Encoded audio bytes -> ``(mono float32 waveform [n], sample rate int32)``.
 
     Plain 16-bit PCM WAV is decoded by TensorFlow ops (``tf.audio.decode_wav``);
@@ -62,7 +63,9 @@ def decode_audio(data, path=""):
     inside this loading map made an uncached epoch 1.6x slower (a bigger graph
     for every iterator), so it runs only for the files that need it. A file
     that cannot be decoded raises ``ValueError`` naming ``path`` and why.
-    Channels are averaged, as ``librosa.load(mono=True)`` does.
+    Channels are averaged, as ``librosa.load(mono=True)`` does. ``max_frames``
+    (a function of the file's rate): decode plain 16-bit WAV only that far,
+    as serving does (:func:`keras_mm.preprocessing.wav.decode_wav_mono`).
 
     Example:
         >>> wave, rate = decode_audio(tf.audio.encode_wav(tf.ones([5, 2]) * 0.5, 8000))
@@ -70,7 +73,7 @@ def decode_audio(data, path=""):
         (array([0.5, 0.5, 0.5, 0.5, 0.5], dtype=float32), 8000)
     """
     data = tf.convert_to_tensor(data, tf.string)
-    return tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data), lambda: _decode_in_python(data, path))
+    return tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data, max_frames), lambda: _decode_in_python(data, path))
 
 
 #: WAV files start with one of these (RIFX: big-endian, refused with a reason)

@@ -116,8 +116,26 @@ def decode_wav(data, sample_rate, num_samples=None):
         >>> decode_wav(wav, 16000).shape
         TensorShape([16000])
     """
-    wave, rate = decode_wav_mono(data)
+    frames = None if num_samples is None else (lambda rate: window_source_frames(num_samples, rate, sample_rate))
+    wave, rate = decode_wav_mono(data, max_frames=frames)
     return resample_to_window(wave, rate, sample_rate, num_samples)
+
+
+def window_source_frames(num_samples, file_rate, sample_rate):
+    """How many samples at ``file_rate`` a window of ``num_samples`` at ``sample_rate`` needs: the span plus ``RESAMPLE_MARGIN_SECONDS``.
+
+    What :func:`resample_to_window` keeps of a waveform, and what the WAV
+    decoders decode of a file (``max_frames``), so a long file is neither
+    decoded nor resampled past the window. An int32 tensor, clipped to
+    ``[0, 2**31 - 1]`` (a corrupt header's rate is refused afterwards).
+
+    Example:
+        >>> int(window_source_frames(16000, 44100, 16000))   # 1 s at 16 kHz: 1 s + 0.1 s at 44.1 kHz
+        48510
+    """
+    rate = tf.cast(file_rate, tf.float64)
+    frames = tf.math.ceil(float(num_samples) * rate / float(sample_rate)) + tf.math.ceil(RESAMPLE_MARGIN_SECONDS * rate)
+    return tf.cast(tf.clip_by_value(frames, 0.0, 2.0**31 - 1), tf.int32)
 
 
 def resample_to_window(waveform, file_rate, sample_rate, num_samples=None):
@@ -125,11 +143,11 @@ def resample_to_window(waveform, file_rate, sample_rate, num_samples=None):
 
     The one resampling step of training manifests and of serving (WAV bytes).
     ``file_rate`` is checked (:func:`checked_file_rate`). With ``num_samples``,
-    the waveform is first cut to the source samples that ``num_samples``
-    output samples span plus ``RESAMPLE_MARGIN_SECONDS``: the model crops to
-    its window anyway, and resampling a whole 10-minute file took seconds and
-    most of a gigabyte per request. Without it (raw datasets with no model)
-    the whole clip is resampled, as ``librosa.resample`` does.
+    the waveform is first cut to :func:`window_source_frames` samples (those
+    ``num_samples`` output samples span, plus ``RESAMPLE_MARGIN_SECONDS``):
+    the model crops to its window anyway, and resampling a whole 10-minute
+    file took seconds and most of a gigabyte per request. Without it (raw
+    datasets with no model) the whole clip is resampled, as ``librosa.resample`` does.
 
     Example:
         >>> long_clip = tf.zeros([44100 * 60])                 # a minute at 44.1 kHz
@@ -138,10 +156,7 @@ def resample_to_window(waveform, file_rate, sample_rate, num_samples=None):
     """
     rate = checked_file_rate(file_rate)
     if num_samples is not None:
-        file_rate_f = tf.cast(rate, tf.float64)
-        spanned = tf.math.ceil(float(num_samples) * file_rate_f / float(sample_rate))
-        keep = tf.cast(spanned + tf.math.ceil(RESAMPLE_MARGIN_SECONDS * file_rate_f), tf.int32)
-        waveform = waveform[:keep]
+        waveform = waveform[:window_source_frames(num_samples, rate, sample_rate)]
     return resample(waveform, rate, sample_rate)
 
 

@@ -222,6 +222,15 @@ def plain_pcm16(data):
         >>> bool(plain_pcm16(wav)), bool(plain_pcm16(b"RIFF")), bool(plain_pcm16(tf.strings.substr(wav, 0, 45)))
         (True, False, False)
     """
+    h = _plain_header(data)
+    return (tf.equal(tf.strings.substr(h["head"], 0, 4), b"RIFF") & tf.equal(tf.strings.substr(h["head"], 8, 8), b"WAVEfmt ")
+            & ((h["fmt_size"] == 16) | (h["fmt_size"] == 18)) & tf.equal(h["tag"], _PCM) & tf.equal(h["bits"], 16)
+            & tf.equal(h["block_align"], 2 * h["channels"]) & tf.equal(tf.strings.substr(h["head"], h["data_at"], 4), b"data")
+            & h["fits"])
+
+
+def _plain_header(data):
+    """The fields of a plain WAV header at fixed offsets (``fmt `` first, then ``data``): what :func:`plain_pcm16` tests."""
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(data, 0, 46), b"\0" * 46]), 0, 46)
     fmt_size = tf.io.decode_raw(tf.strings.substr(head, 16, 4), tf.int32, little_endian=True)[0]
     fields = tf.io.decode_raw(tf.strings.substr(head, 20, 16), tf.uint16, little_endian=True)
@@ -233,14 +242,17 @@ def plain_pcm16(data):
     # the data chunk ends the file: tf.audio.decode_wav fails on some trailing chunks (odd sizes, stray bytes)
     fits = consistent & (data_size > 0) & tf.equal(data_size, tf.strings.length(data) - data_at - 8) & tf.equal(
         data_size % block_align, 0)
-    return (tf.equal(tf.strings.substr(head, 0, 4), b"RIFF") & tf.equal(tf.strings.substr(head, 8, 8), b"WAVEfmt ")
-            & ((fmt_size == 16) | (fmt_size == 18)) & tf.equal(fields[0], _PCM) & tf.equal(fields[7], 16)
-            & tf.equal(block_align, 2 * tf.cast(fields[1], tf.int32)) & tf.equal(tf.strings.substr(head, data_at, 4), b"data")
-            & fits)
+    return {"head": head, "fmt_size": fmt_size, "tag": fields[0], "channels": tf.cast(fields[1], tf.int32),
+            "bits": fields[7], "data_at": data_at, "data_size": data_size, "block_align": block_align, "rate": rates[0],
+            "fits": fits}
 
 
-def decode_plain_pcm16(data):
-    """``(mono waveform, rate)`` of a WAV that :func:`plain_pcm16` accepts, by ``tf.audio.decode_wav`` (channels averaged).
+def decode_plain_pcm16(data, max_frames=None):
+    """``(mono waveform, rate)`` of a WAV that :func:`plain_pcm16` accepts, channels averaged.
+
+    By ``tf.audio.decode_wav``; with ``max_frames`` (a function of the file's
+    rate, see :func:`decode_wav_mono`) only the data chunk's first frames are
+    decoded, with the same values.
 
     Example:
         >>> from keras_mm.preprocessing.wav import decode_plain_pcm16
@@ -248,8 +260,14 @@ def decode_plain_pcm16(data):
         >>> wave.numpy().tolist(), int(rate)
         ([0.5, 0.5, 0.5], 8000)
     """
-    audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
-    return tf.reduce_mean(audio, axis=1), rate
+    if max_frames is None:
+        audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
+        return tf.reduce_mean(audio, axis=1), rate
+    h = _plain_header(data)
+    size = tf.minimum(h["data_size"], tf.cast(max_frames(h["rate"]), tf.int32) * h["block_align"])
+    payload = tf.strings.substr(data, h["data_at"] + 8, size)
+    samples = tf.cast(tf.io.decode_raw(payload, tf.int16, little_endian=True), tf.float32) / 32768.0  # decode_wav's scale
+    return tf.reduce_mean(tf.reshape(samples, [-1, h["channels"]]), axis=1), h["rate"]
 
 
 def _samples(payload, tag, bits):
@@ -288,7 +306,7 @@ def _samples(payload, tag, bits):
     return tf.switch_case(branch, [pcm8, pcm16, pcm24, pcm32, float32, float64, mulaw, alaw])
 
 
-def decode_wav_mono(data, header=None):
+def decode_wav_mono(data, header=None, max_frames=None):
     """WAV bytes -> ``(mono float32 waveform [n], sample rate int32)``, channels averaged.
 
     Reads PCM in 8/16/24/32-bit containers (12-bit, 20-bit, ... samples
@@ -299,6 +317,11 @@ def decode_wav_mono(data, header=None):
     says why in words); callers isolate it per sample (serving) or name the
     file (manifests). ``header``: the
     :func:`wav_header` of ``data`` when the caller has read it already.
+    ``max_frames``: a function of the file's sample rate (an integer tensor)
+    giving how many frames to decode from the start of the data chunk (the
+    model's window, :func:`keras_mm.preprocessing.audio.resample_to_window`):
+    a 10-minute file is not decoded whole for the second a model keeps. The
+    file is checked as a whole all the same (a truncated file still raises).
 
     Example:
         >>> from keras_mm.preprocessing.wav import decode_wav_mono
@@ -310,15 +333,15 @@ def decode_wav_mono(data, header=None):
 
     def general():
         parsed = wav_header(data) if header is None else header
-        return _decode_general(data, parsed)
+        return _decode_general(data, parsed, max_frames)
 
     # the chunk walk of wav_header runs only for files that are not plain 16-bit PCM (the uncached epoch of
     # 16-bit manifests was ~10 % slower with it for every file)
-    wave, rate = tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data), general)
+    wave, rate = tf.cond(plain_pcm16(data), lambda: decode_plain_pcm16(data, max_frames), general)
     return tf.ensure_shape(wave, [None]), tf.ensure_shape(rate, [])
 
 
-def _decode_general(data, header):
+def _decode_general(data, header, max_frames=None):
     check = tf.debugging.Assert(header["supported"], [
         "not a WAV file keras_mm decodes (RIFF/WAVE or RF64 with fmt and data chunks, PCM 8/16/24/32-bit, float "
         "32/64-bit, mu-law or A-law, not truncated): format tag", header["tag"], "bits", header["bits"]])
@@ -326,6 +349,8 @@ def _decode_general(data, header):
     def decode():
         frame_bytes = tf.cast(tf.maximum(header["channels"] * (header["container_bits"] // 8), 1), tf.int64)
         size = header["data_size"] // frame_bytes * frame_bytes  # whole frames
+        if max_frames is not None:
+            size = tf.minimum(size, tf.cast(max_frames(header["rate"]), tf.int64) * frame_bytes)
         payload = tf.strings.substr(data, tf.cast(header["data_offset"], tf.int32), tf.cast(size, tf.int32))
         samples = _samples(payload, header["tag"], header["container_bits"])
         return tf.reduce_mean(tf.reshape(samples, [-1, header["channels"]]), axis=1), tf.cast(header["rate"], tf.int32)

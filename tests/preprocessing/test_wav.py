@@ -105,6 +105,28 @@ def test_what_it_does_not_read_raises_and_the_header_says_so(data):
         decode_wav_mono(data)
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT", "ULAW"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_max_frames_decodes_the_start_with_the_same_values_and_still_checks_the_file(subtype, channels):
+    # the model's window: a long file is decoded only that far (16-bit plain through its own path)
+    data = wav_bytes(subtype, channels)
+    whole = decode_wav_mono(data)[0].numpy()
+    asked = []
+
+    def frames(rate):
+        asked.append(int(rate))
+        return tf.constant(300, tf.int32)
+
+    start, rate = decode_wav_mono(data, max_frames=frames)
+    assert asked == [22050] and int(rate) == 22050
+    np.testing.assert_array_equal(start.numpy(), whole[:300])
+    np.testing.assert_array_equal(decode_wav_mono(data, max_frames=lambda rate: 10**6)[0].numpy(), whole)
+    graph = tf.function(lambda d: decode_wav_mono(d, max_frames=lambda rate: rate // 100))
+    np.testing.assert_array_equal(graph(data)[0].numpy(), whole[:220])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a WAV file keras_mm decodes"):
+        decode_wav_mono(data[:len(data) // 2], max_frames=lambda rate: 10)  # truncated: refused, window or not
+
+
 def test_plain_16_bit_goes_through_tensorflows_decoder_with_the_same_values():
     data = tf.audio.encode_wav(tf.constant(CLIP), 8000).numpy()
     header = wav_header(data)
