@@ -88,7 +88,7 @@ class EarlyStopping:
 
     @property
     def message(self):
-        return f"Early stopping: {self.monitor} has not improved for {self.wait} epochs (best {self.best:.4f})."
+        return f"Early stopping: {self.monitor} has not improved for {self.wait} epoch{'s' if self.wait != 1 else ''} (best {self.best:.4f})."
 
     def restore(self, model):
         """Put the best epoch's weights back into ``model`` (when they were kept)."""

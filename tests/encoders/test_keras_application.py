@@ -38,6 +38,43 @@ def test_weights_file_round_trip(tmp_path):
     assert loaded.get_config()["weights"] is None  # the saved model carries the weights
 
 
+def _momentum_in_use(encoder):
+    """The momentum the backbone's BatchNormalization layers apply in a training call, measured.
+
+    Each training call on the same batch (same batch statistics mu: no weight update) moves a moving mean
+    from s to m * s + (1 - m) * mu, so the second step is m times the first.
+    """
+    norms = [layer for layer in encoder.backbone._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    x = {"": _pixels(32)}
+    means = []
+    for _ in range(3):
+        means.append(np.concatenate([np.asarray(layer.moving_mean) for layer in norms]))
+        encoder(x, training=True)
+    first = means[1] - means[0]
+    second = means[2] - means[1]
+    large = np.abs(first) > np.percentile(np.abs(first), 75)
+    return float(np.median(second[large] / first[large]))
+
+
+def test_batch_norm_follows_the_batches_from_scratch_and_keeps_its_momentum_for_pretrained_weights(tmp_path):
+    # MobileNetV2's own 0.999 kept a from-scratch backbone's statistics near their start for hundreds of steps
+    # (a new-user trial: the inference-mode image vector was the same for every image)
+    scratch = MobileNetV2Encoder(image_size=32, alpha=0.35)
+    assert scratch.batch_norm_momentum == 0.9
+    assert _momentum_in_use(scratch) == pytest.approx(0.9, abs=2e-3)
+    path = str(tmp_path / "mnv2_notop.weights.h5")
+    scratch.backbone.save_weights(path)
+    pretrained = MobileNetV2Encoder(image_size=32, alpha=0.35, weights=path)
+    assert pretrained.batch_norm_momentum == 0.999
+    assert _momentum_in_use(MobileNetV2Encoder(image_size=32, alpha=0.35, weights=path)) == pytest.approx(0.999, abs=2e-3)
+    # the value in force survives get_config (which stores weights=None: the saved model carries them)
+    assert MobileNetV2Encoder.from_config(pretrained.get_config()).batch_norm_momentum == 0.999
+    assert MobileNetV2Encoder(image_size=32, alpha=0.35, batch_norm_momentum=0.5).batch_norm_momentum == 0.5
+    assert VGG16Encoder(image_size=32).batch_norm_momentum is None  # no BatchNormalization layers
+    with pytest.raises(ValueError, match=r"batch_norm_momentum must be a number in \[0, 1\) or None, got 1.5"):
+        MobileNetV2Encoder(image_size=32, alpha=0.35, batch_norm_momentum=1.5)
+
+
 def test_full_model_file_is_matched_by_layer_name(tmp_path):
     """A fine-tuned classifier saved as .keras (backbone + new top) feeds our backbone."""
     base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35, pooling="avg")
