@@ -140,9 +140,10 @@ def _one_line(error):
     """A ValueError's text, or a TensorFlow error's message without its ``{{function_node ...}}`` prefix and op trace."""
     import tensorflow as tf
 
+    from keras_mm.tf_logs import error_reason
+
     if isinstance(error, tf.errors.OpError):
-        message = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", error.message.strip())
-        return message.splitlines()[0] if message else type(error).__name__
+        return error_reason(error)
     if isinstance(error, ValueError):
         return str(error)
     raise error
@@ -231,7 +232,8 @@ def _cmd_check(args):
         print(f"{run.data.manifest}, line {line}: {problem}")
     print(f"{len(problems)} unusable row(s)" + (" (data.on_error: skip drops them, logged)" if problems else ": every row is usable"))
     if model is None and not run.model:
-        print("(checked: labels, files exist and load; not decoded by a model's preprocessing: pass --model or a run file)")
+        print("(checked: labels, files exist, load and decode; not what only a model's preprocessing refuses, e.g. "
+              "silent or NaN audio: pass --model or a run file)")
     if problems:
         sys.exit(1)
 
@@ -275,7 +277,7 @@ def main(argv=None):
     check.add_argument("--config", help="a run file: its manifest, checked with its model's preprocessing")
     check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a run-file value")
     check.add_argument("--model", help="a .keras model whose preprocessing is used (default: the run file's model)")
-    check.add_argument("--manifest", help="CSV/JSONL manifest (without --config; without --model only loading is checked)")
+    check.add_argument("--manifest", help="CSV/JSONL manifest (without --config; without --model files are loaded and decoded, not checked by a model's preprocessing)")
     check.add_argument("--label", default="label", help="label column (without --config)")
     check.set_defaults(fn=_cmd_check)
 

@@ -160,3 +160,24 @@ def expected_failures_quiet():
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
+
+
+def error_reason(error):
+    """A TensorFlow op error's message as one line, without its ``{{function_node ...}}`` prefix and ``[Op:...]`` trace.
+
+    For messages shown to users (a manifest row's problem, the CLI's one-line
+    errors); any other exception gives its text's first line.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> try:
+        ...     tf.io.decode_png(b"not a png")
+        ... except tf.errors.InvalidArgumentError as error:
+        ...     print(error_reason(error))
+        Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required
+    """
+    message = getattr(error, "message", None) if hasattr(error, "op") else None
+    text = str(error) if message is None else message
+    text = re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", text.strip())
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text.splitlines()[0] if text else "")
+    return text.rstrip(".") or type(error).__name__

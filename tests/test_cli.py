@@ -180,11 +180,12 @@ def test_check_lists_every_unusable_row_and_a_run_file_can_skip_them(tmp_path, c
     assert f"{manifest}, line 5: image='{rows[3]['image']}'" in out and "undecodable" in out
     assert f"{manifest}, line 10: audio='{rows[8]['audio']}'" in out and "is missing or unreadable" in out
     assert out.rstrip().endswith("unusable row(s) (data.on_error: skip drops them, logged)")
-    # without a model only loading is checked, and the output says so
+    # without a model files are loaded and decoded (not checked by a model's preprocessing), and the output says so
     with pytest.raises(SystemExit):
         main(["check", "--manifest", str(manifest)])
     out = capsys.readouterr().out
-    assert "line 10: audio=" in out and "line 5:" not in out and "not decoded by a model's preprocessing" in out
+    assert "line 10: audio=" in out and "line 5: image=" in out and "does not decode: Unknown image file format" in out
+    assert "not what only a model's preprocessing refuses" in out
     # the run file's data.on_error: skip drops them from the training data
     run = RunFile.load(str(run_file), overrides=["data.on_error=skip"])
     ds = run.dataset(keras_mm.build_model(run.model_config()), None)

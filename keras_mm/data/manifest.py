@@ -17,7 +17,7 @@ from keras_mm.heads.binary import BinaryHead
 from keras_mm.modalities import get_modality, load_audio_file
 from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
-from keras_mm.tf_logs import expected_failures_quiet
+from keras_mm.tf_logs import error_reason, expected_failures_quiet
 
 logger = logging.getLogger("keras_mm")
 
@@ -933,8 +933,12 @@ def _loaded_rows(manifest, options, deterministic=True, decode=None, retry=None,
     return ds.apply(tf.data.experimental.assert_cardinality(len(manifest)))
 
 
-def _mapped_rows(manifest, options, deterministic=True, decode=None, columns=None, ahead=None):
-    """The loading map of :func:`_loaded_rows`, every element led by its row index; a failing row fails its element."""
+def _mapped_rows(manifest, options, deterministic=True, decode=None, columns=None, ahead=None, check=False):
+    """The loading map of :func:`_loaded_rows`, every element led by its row index; a failing row fails its element.
+
+    ``check``: without ``decode``, each filled cell also goes through its modality's
+    :meth:`~keras_mm.modalities.Modality.check_loaded` (an image that does not decode fails its row).
+    """
     cells, filled = columns or _cell_columns(manifest)
     columns = {
         "index": np.arange(len(manifest), dtype=np.int64),
@@ -950,12 +954,39 @@ def _mapped_rows(manifest, options, deterministic=True, decode=None, columns=Non
         example = {f: manifest.load_feature(f, row["cells"][f], filled[f], options) for f in manifest.features}
         label = (row["label"],) if "label" in row else ()
         if decode is None:
+            if check:
+                example = {f: _checked(manifest, f, v, filled[f]) for f, v in example.items()}
             return (row["index"], example) + label
         decoded = decode(example, filled)  # Python bools where a column has no blanks: no tf.cond
         return (row["index"], decoded, {f: tf.convert_to_tensor(v) for f, v in filled.items()}, row["ahead"]) + label
 
     load = _without_autograph_if_ours(load, [get_modality(m) for m in manifest.modalities.values()])
     return tf.data.Dataset.from_tensor_slices(columns).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def _checked(manifest, feature, raw, filled):
+    """``raw`` through its modality's ``check_loaded`` where the cell is filled (a Python bool or a bool tensor)."""
+    modality = get_modality(manifest.modalities[feature])
+    if isinstance(filled, bool):
+        return modality.check_loaded(raw) if filled else raw
+    return tf.cond(filled, lambda: modality.check_loaded(raw), lambda: raw)
+
+
+def _undecodable_row_error(manifest, example, index):
+    """``ValueError`` naming row ``index`` when a loaded file fails its modality's ``check_loaded``; else ``None``."""
+    cells, filled = manifest.cells(index)
+    for feature, raw in example.items():
+        if not filled[feature]:
+            continue
+        try:
+            get_modality(manifest.modalities[feature]).check_loaded(raw)
+        except (tf.errors.OpError, ValueError) as error:
+            column = manifest.features[feature]
+            reason = error_reason(error)
+            return ValueError(f"{manifest.path}, line {manifest.line_numbers[index]}: {column}="
+                              f"{manifest.rows[index].get(column)!r} ({cells[feature]}) does not decode: {reason}. "
+                              "Fix or remove the row.")
+    return None
 
 
 def _row_problem(manifest, options, preprocessor, index):
@@ -965,8 +996,11 @@ def _row_problem(manifest, options, preprocessor, index):
     """
     where = f"{manifest.path}, line {manifest.line_numbers[index]}: "
     try:
-        manifest.load_row_tensors(index, options)
-        errors = [_unusable_row_error(manifest, options, preprocessor, index, f) for f in manifest.features] if preprocessor else []
+        example = manifest.load_row_tensors(index, options)
+        if preprocessor:
+            errors = [_unusable_row_error(manifest, options, preprocessor, index, f) for f in manifest.features]
+        else:  # no model: each modality's own check (an image that does not decode)
+            errors = [_undecodable_row_error(manifest, example, index)]
     except ValueError as error:
         errors = [error]
     error = next((e for e in errors if e is not None), None)
@@ -991,7 +1025,7 @@ def _find_unusable_rows(manifest, options, preprocessor):
     decode = None
     if preprocessor is not None and hasattr(preprocessor, "decode_example"):
         decode = _without_autograph_if_ours(preprocessor.decode_example, preprocessor.feature_preprocessors.values())
-    ds = _mapped_rows(manifest, options, decode=decode).ignore_errors()
+    ds = _mapped_rows(manifest, options, decode=decode, check=decode is None).ignore_errors()
     suspects = set(range(len(manifest)))
     if decode is None:
         for element in ds.map(lambda index, *rest: index).batch(1024):

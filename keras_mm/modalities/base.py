@@ -170,6 +170,21 @@ class Modality:
         """Keyword arguments for :meth:`load_file` taken from the feature's encoder (e.g. its sample rate)."""
         return {}
 
+    def check_loaded(self, raw):
+        """TensorFlow ops: ``raw`` (a loaded example) unchanged, or an error when no model could use it.
+
+        :func:`keras_mm.data.check_manifest` (and ``on_error="skip"``) runs it
+        when no model's preprocessor decodes the rows, so a file that loads
+        but does not decode (a truncated PNG, text saved as ``.png``, a
+        0-byte file) is found without a model. Default: nothing to check
+        (loading decodes already, as for audio).
+
+        Example:
+            >>> keras_mm.modalities.get_modality("text").check_loaded(tf.constant("a dog")).numpy()
+            b'a dog'
+        """
+        return raw
+
     def augment(self, example, feature, augmentation):
         """Training augmentation of one numeric example (dict of model inputs); default: unchanged.
 

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.modalities.base import Modality
+from keras_mm.preprocessing.image import decode_image_in_loader
 from keras_mm.registry import register_modality
 
 
@@ -27,6 +28,19 @@ class ImageModality(Modality):
     def load_graph(self, path, **options):
         # the encoded bytes as they are: the preprocessor decodes them (in training and serving alike)
         return tf.io.read_file(path)
+
+    def check_loaded(self, raw):
+        """The file's bytes, once they decode as an image (by the loaders' decoder); else an error saying why.
+
+        Example:
+            >>> get_modality = keras_mm.modalities.get_modality
+            >>> png = tf.io.encode_png(tf.zeros([2, 2, 3], tf.uint8))
+            >>> get_modality("image").check_loaded(png).numpy() == png.numpy()
+            True
+        """
+        pixels = decode_image_in_loader(raw)
+        with tf.control_dependencies([pixels]):
+            return tf.identity(raw)
 
     def augment(self, example, feature, augmentation):
         pixels = example[feature]

@@ -445,6 +445,20 @@ def test_check_manifest_lists_every_bad_row_in_one_pass(tmp_path, model):
     assert keras_mm.data.check_manifest(sample_manifest_path(), model=model) == []
 
 
+def test_check_manifest_without_a_model_finds_files_that_do_not_decode(tmp_path):
+    # it found only missing files and bad labels: a corrupt, an empty and an oversized PNG passed (new-user trial)
+    path, bad_lines = _sample_with_bad_files(tmp_path)
+    problems = dict(keras_mm.data.check_manifest(path))
+    assert sorted(problems) == bad_lines, problems
+    assert problems[7].startswith("image=") and "does not decode: Invalid PNG" in problems[7]
+    assert "does not decode: Input is empty" in problems[4]
+    assert "does not decode" in problems[16] and "pixels" in problems[16]
+    assert "{{function_node" not in problems[7] and "[Op:" not in problems[7]
+    assert keras_mm.data.check_manifest(sample_manifest_path()) == []
+    # raw datasets (no model) skip them too
+    assert [line for line, _ in from_manifest(path, on_error="skip").manifest.skipped] == bad_lines
+
+
 def test_keras_mm_check_prints_the_list_without_tensorflows_record_of_each_failure(tmp_path, model):
     # a warning per failing op and a Python decoder's whole traceback surrounded the list: 182 stderr
     # lines for 14 bad rows. A fresh process without TF_CPP_MIN_LOG_LEVEL (the test runner sets it)
