@@ -107,6 +107,8 @@ class TrainState:
         self.identity = {"class_names": list(class_names) if class_names else None, "fusion": fusion_identity(model)}
         with strategy.scope():
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            # iterators made of the training data by the epochs done (-1: a checkpoint written before it was kept)
+            self.train_iterators = tf.Variable(-1, dtype=tf.int64, trainable=False, name="train_iterators")
         self.history = TrainingHistory()
         self.checkpoint_dir = checkpoint_dir
         self.chief = is_chief(strategy)
@@ -115,7 +117,8 @@ class TrainState:
             self._write_dir = checkpoint_dir
             if not self.chief:
                 self._write_dir = os.path.join(checkpoint_dir, f".worker_{strategy.cluster_resolver.task_id}")
-            self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+            self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch,
+                                                   train_iterators=self.train_iterators)
             self._manager = tf.train.CheckpointManager(self._checkpoint, self._write_dir, max_to_keep=2)
 
     BEST_WEIGHTS = "best_weights.npz"
@@ -187,10 +190,27 @@ class TrainState:
                     "names. A run resumes only with the labels it started with: delete that folder, or give another "
                     "checkpoint_dir, to start afresh.")
 
-    def end_epoch(self, epoch, logs):
-        """Record ``logs`` for ``epoch`` (0-based), mark it done and save a checkpoint when there is a directory."""
+    @property
+    def train_iterators_done(self):
+        """How many iterators the epochs done made of the training data (one per epoch for checkpoints that did not keep it).
+
+        A shuffled dataset draws each new iterator's order from a seed
+        generator that starts again in a new process: a resumed run makes
+        this many iterators first (cheap, nothing is read), so its next epoch
+        gets the order the uninterrupted run would have, not epoch 1's again.
+        """
+        saved = int(self.train_iterators.numpy())
+        return self.epochs_done if saved < 0 else saved
+
+    def end_epoch(self, epoch, logs, train_iterators=None):
+        """Record ``logs`` for ``epoch`` (0-based), mark it done and save a checkpoint when there is a directory.
+
+        ``train_iterators``: the iterators made of the training data so far (:attr:`train_iterators_done`).
+        """
         self.history.append(epoch, logs)
         self.epoch.assign(epoch + 1)
+        if train_iterators is not None:
+            self.train_iterators.assign(train_iterators)
         if self._manager is None:
             return
         self._manager.save(checkpoint_number=epoch + 1)

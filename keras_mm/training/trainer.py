@@ -210,6 +210,7 @@ def train(
         return model, state.history
     if state.epochs_done < epochs:
         steps.begin_training(dist_train, dist_val)
+    dist_train = IteratorCounting(dist_train, already=state.train_iterators_done if latest else 0)
     for epoch in range(state.epochs_done, epochs):
         logger.epoch_begin(epoch)
         logs = steps.train_epoch(dist_train, on_step=logger.step)
@@ -219,7 +220,7 @@ def train(
         message = steps.end_epoch(epoch, dist_train, dist_val)
         if message:
             logger.say(message)
-        state.end_epoch(epoch, logs)
+        state.end_epoch(epoch, logs, train_iterators=dist_train.iterators)
         if stopper is not None:
             stop = stopper.update(logs, model)
             if stopper.best_epoch == epoch and stopper.best_weights is not None:
@@ -234,6 +235,38 @@ def train(
             logger.say(f"Restoring the weights of the best epoch ({stopper.monitor} {stopper.best:.4f}).")
             stopper.restore(model)
     return model, state.history
+
+
+class IteratorCounting:
+    """A dataset that counts the iterators made of it, after first making ``already`` of them and dropping them.
+
+    Each iterator of a shuffled ``tf.data`` pipeline draws its order from a
+    seed generator that a new process starts again: a run resumed at epoch 4
+    got epoch 1's order again (a job pre-empted every epoch would see one
+    order for ever). Making the iterators the interrupted run made, without
+    reading from them (a ``tf.data`` iterator starts its work at the first
+    element), brings the generator to where that run left it.
+
+    Example:
+        >>> ds = tf.data.Dataset.range(6).shuffle(6, seed=1)
+        >>> orders = [list(ds.as_numpy_iterator()) for _ in range(3)]
+        >>> resumed = IteratorCounting(tf.data.Dataset.range(6).shuffle(6, seed=1), already=2)
+        >>> [int(v) for v in resumed] == [int(v) for v in orders[2]], resumed.iterators
+        (True, 3)
+    """
+
+    def __init__(self, dataset, already=0):
+        self.dataset = dataset
+        for _ in range(already):
+            iter(dataset)
+        self.iterators = already
+
+    def __iter__(self):
+        self.iterators += 1
+        return iter(self.dataset)
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
 
 
 def _resume_early_stopping(stopper, state, model, logger):

@@ -145,6 +145,28 @@ def test_a_resumed_run_stops_where_the_uninterrupted_one_does_with_the_same_best
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_a_resumed_run_sees_the_data_order_the_uninterrupted_run_saw(tmp_path):
+    """Shuffled data: each epoch's order comes from a seed generator that a new process (a new dataset) starts again.
+
+    Without the fast-forward a run resumed after epoch 2 trained epoch 3 on epoch 1's order (a new-user
+    trial: epoch 4 loss 0.3201 resumed vs 0.3144 uninterrupted).
+    """
+    def run(epochs, checkpoint_dir=None):
+        keras.utils.set_random_seed(0)
+        model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+        ds = _tiny_data(model).unbatch().shuffle(12, seed=5, reshuffle_each_iteration=True).batch(4)
+        return keras_mm.train(model, ds, epochs=epochs, strategy=None, learning_rate=3e-3, verbose=0,
+                              checkpoint_dir=checkpoint_dir)
+
+    uninterrupted, history = run(4)
+    ckpt = str(tmp_path / "ckpt")
+    run(2, ckpt)
+    resumed, resumed_history = run(4, ckpt)
+    np.testing.assert_allclose(resumed_history.history["loss"], history.history["loss"], rtol=1e-5)
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_training_lowers_the_loss():
     keras.utils.set_random_seed(0)
     model = keras_mm.build_model(encoders=tiny_encoders(), num_classes=3)
