@@ -72,7 +72,7 @@ def _read_inputs(args, metadata, encoded_audio=False):
         options = modality.load_options(sample_rate=metadata.get("sample_rates", {}).get(feature),
                                         num_samples=metadata.get("num_samples", {}).get(feature))
         if modality.reads_files and not modality.is_empty_cell(value) and not os.path.isfile(value):
-            sys.exit(f"error: {feature} {value!r}: no such file")
+            sys.exit(f"error: {feature} {value!r}: " + ("a directory, not a file" if os.path.isdir(value) else "no such file"))
         try:
             if encoded_audio and modality_name == "audio":
                 samples[feature] = [b"" if modality.is_empty_cell(value) else open(value, "rb").read()]

@@ -16,9 +16,11 @@ any working directory. ``RunFile.load`` checks every key and value and raises
 model section is checked against ``build_model`` and the registries.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import json
+import logging
 import os
 
 import keras
@@ -396,7 +398,9 @@ class RunFile:
         """(class names, number of classes) of the manifest's labels over all splits."""
         try:
             # the labels only: a missing file is check's and training's business (on_error decides), not this one's
-            manifest = Manifest(self.data.manifest, self.data.features, self.data.label, on_error="skip")
+            # quiet: check_manifest and from_manifest read the rows again and log the skipped ones (twice, before)
+            with _keras_mm_warnings_off():
+                manifest = Manifest(self.data.manifest, self.data.features, self.data.label, on_error="skip")
         except ValueError as error:
             raise RunFileError(f"{self.source}: data.manifest: {error}") from None
         if manifest.class_names is not None:
@@ -452,7 +456,7 @@ def run_check(run, model=None):
 
     The files are checked with the preprocessing of ``model``, or of the
     model the run file's ``model`` section builds (untrained: only its
-    preprocessing is used), or, with neither, only for loading.
+    preprocessing is used), or, with neither, for loading and decoding.
 
     Example:
         >>> run = RunFile.from_dict({"model": {"preset": "tiny_attention", "num_classes": 10},
@@ -578,6 +582,18 @@ def export_model(run, model, verbose=True):
     for path in paths:
         _say(verbose, f"exported {path}")
     return paths
+
+
+@contextlib.contextmanager
+def _keras_mm_warnings_off():
+    """keras_mm's log below ERROR muted for the block (its level restored after)."""
+    log = logging.getLogger("keras_mm")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _say(verbose, message):

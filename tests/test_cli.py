@@ -60,6 +60,8 @@ def test_export_then_predict_from_files_with_a_missing_modality(tmp_path, capfd)
     # a missing file was TensorFlow's NotFoundError with its traceback; now one line (the exit message)
     missing = cli_exit_message(capfd, "predict", "--model", str(tmp_path / "served"), "--image", str(tmp_path / "nope.png"))
     assert "error: image" in missing and "nope.png': no such file" in missing
+    folder = cli_exit_message(capfd, "predict", "--model", str(tmp_path / "served"), "--image", str(tmp_path))
+    assert f"error: image '{tmp_path}': a directory, not a file" in folder
     # serving_wav takes the file's bytes (it was sent the decoded waveform's float bytes: "undecodable")
     wav_out = json.loads(run_cli("predict", "--model", str(tmp_path / "served"), "--audio", str(wav), "--signature",
                                  "serving_wav", "--compact"))

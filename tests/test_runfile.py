@@ -2,15 +2,18 @@
 
 import dataclasses
 import inspect
+import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
 import yaml
 
 import keras_mm
+from keras_mm.data import Manifest
 from keras_mm.export.tflite import tflite_interpreter_class
-from keras_mm.runfile import RunFile, RunFileError, export_model
+from keras_mm.runfile import RunFile, RunFileError, export_model, run_check
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples", "run.yaml")
 SAMPLE = keras_mm.datasets.sample_manifest_path()
@@ -134,6 +137,18 @@ def test_classes_come_from_the_data_when_the_model_names_none():
     assert config.class_names is None and config.num_classes == 10
     # an embedding head has no classes to fill in
     assert load({"model": {"preset": "tiny_embedding"}, "data": {"manifest": SAMPLE}}).model_config().num_classes is None
+
+
+def test_check_logs_the_skipped_rows_once(tmp_path, caplog):
+    # counting the manifest's classes read the rows too and logged "skipped 1 of 100 rows" a second time
+    shutil.copytree(os.path.dirname(SAMPLE), tmp_path / "s")
+    first = Manifest(str(tmp_path / "s" / "manifest.csv")).rows[0]["image"]
+    (tmp_path / "s" / first).unlink()
+    run = load(minimal(data={"manifest": str(tmp_path / "s" / "manifest.csv")}))
+    with caplog.at_level("WARNING", logger="keras_mm"):
+        problems = run_check(run)
+    assert problems and caplog.text.count(": skipped ") == 1, caplog.text
+    assert logging.getLogger("keras_mm").level == logging.NOTSET  # restored
 
 
 def test_the_run_as_trained_reloads_to_the_same_run(tmp_path):
