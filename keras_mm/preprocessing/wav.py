@@ -264,7 +264,9 @@ def decode_plain_pcm16(data, max_frames=None):
         audio, rate = tf.audio.decode_wav(data, desired_channels=-1)
         return tf.reduce_mean(audio, axis=1), rate
     h = _plain_header(data)
-    size = tf.minimum(h["data_size"], tf.cast(max_frames(h["rate"]), tf.int32) * h["block_align"])
+    # int64: frames (up to 2**31 - 1 for a corrupt header's rate) times the frame size overflows int32
+    frames = tf.cast(max_frames(h["rate"]), tf.int64) * tf.cast(h["block_align"], tf.int64)
+    size = tf.cast(tf.minimum(tf.cast(h["data_size"], tf.int64), frames), tf.int32)
     payload = tf.strings.substr(data, h["data_at"] + 8, size)
     samples = tf.cast(tf.io.decode_raw(payload, tf.int16, little_endian=True), tf.float32) / 32768.0  # decode_wav's scale
     return tf.reduce_mean(tf.reshape(samples, [-1, h["channels"]]), axis=1), h["rate"]

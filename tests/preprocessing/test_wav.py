@@ -121,6 +121,8 @@ def test_max_frames_decodes_the_start_with_the_same_values_and_still_checks_the_
     assert asked == [22050] and int(rate) == 22050
     np.testing.assert_array_equal(start.numpy(), whole[:300])
     np.testing.assert_array_equal(decode_wav_mono(data, max_frames=lambda rate: 10**6)[0].numpy(), whole)
+    # the largest count window_source_frames gives (a corrupt header's rate) decodes the whole file
+    np.testing.assert_array_equal(decode_wav_mono(data, max_frames=lambda rate: 2**31 - 1)[0].numpy(), whole)
     graph = tf.function(lambda d: decode_wav_mono(d, max_frames=lambda rate: rate // 100))
     np.testing.assert_array_equal(graph(data)[0].numpy(), whole[:220])
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a WAV file keras_mm decodes"):
