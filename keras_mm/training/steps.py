@@ -70,8 +70,7 @@ class TrainingSteps:
             self.train_loss = keras.metrics.Mean(name="loss")
             self.val_loss = keras.metrics.Mean(name="val_loss")
             optimizer.build(model.trainable_variables)
-        self._train_function = tf.function(self._distributed_train_step)
-        self._eval_function = tf.function(self._distributed_eval_step)
+        self._step_functions = {}
 
     # === Hooks ===
     def compute_loss(self, x, y, outputs, sample_weight=None):
@@ -149,8 +148,9 @@ class TrainingSteps:
         """
         for metric in [self.train_loss, *self.train_metrics]:
             metric.reset_state()
+        train_function = self._step_function(self._distributed_train_step, dataset)
         for step, batch in enumerate(dataset):
-            self._train_function(batch)
+            train_function(batch)
             if on_step is not None:
                 on_step(step, self.train_logs)
         return self.train_logs()
@@ -159,9 +159,27 @@ class TrainingSteps:
         """Evaluate on every batch of ``dataset``; return ``{"val_loss": ..., "val_<metric>": ...}``."""
         for metric in [self.val_loss, *self.val_metrics]:
             metric.reset_state()
+        eval_function = self._step_function(self._distributed_eval_step, dataset)
         for batch in dataset:
-            self._eval_function(batch)
+            eval_function(batch)
         return {"val_loss": float(self.val_loss.result()), **{f"val_{m.name}": float(m.result()) for m in self.val_metrics}}
+
+    def _step_function(self, step, dataset):
+        """``step`` as a ``tf.function`` traced once for all the batches of ``dataset``.
+
+        The dataset's ``element_spec`` (batch dimension ``None`` unless it drops
+        remainders) is its input signature, so a final partial batch runs the
+        same graph instead of tracing the step again, which costs as much as the
+        first trace (seconds for a pretrained backbone). Batches without a spec
+        (a list) get a plain ``tf.function``.
+        """
+        spec = getattr(dataset, "element_spec", None)
+        cached = self._step_functions.get(step.__name__)
+        if cached is None or cached[0] != spec:
+            signature = None if spec is None else [spec]
+            cached = (spec, tf.function(step, input_signature=signature))
+            self._step_functions[step.__name__] = cached
+        return cached[1]
 
     def train_logs(self):
         return {"loss": float(self.train_loss.result()), **{m.name: float(m.result()) for m in self.train_metrics}}

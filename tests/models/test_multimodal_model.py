@@ -70,3 +70,19 @@ def test_summary_and_default_compile():
     assert any("image_encoder" in line for line in lines)
     model.compile()
     assert model.loss == "binary_crossentropy"
+
+
+@pytest.mark.parametrize("as_dataset", [True, False])
+def test_fit_traces_the_train_step_once(as_dataset):
+    # Keras without a strategy builds the optimizer and metrics inside the first trace, then traces again.
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(10))
+    y = np.arange(10) % 3
+    traced = []
+    train_step = model.train_step
+    model.train_step = lambda data: traced.append(1) or train_step(data)
+    model.compile()
+    data = (tf.data.Dataset.from_tensor_slices((x, y)).batch(4),) if as_dataset else (x, y)
+    history = model.fit(*data, batch_size=None if as_dataset else 4, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and model.optimizer.iterations.numpy() == 6
+    assert len(traced) == 1
