@@ -307,11 +307,29 @@ class MultimodalModel(keras.Model):
         """
         if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
             kwargs["shuffle"] = False  # Keras cannot shuffle a dataset; its default True only warns that it won't
+        self._build_before_tracing(x, y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.evaluate``, with the test step traced once (see :meth:`fit`).
+
+        Example:
+            >>> import numpy as np
+            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+            >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(6))
+            >>> model.compile()
+            >>> len(model.evaluate(x, np.arange(6) % 3, verbose=0))   # loss, accuracy
+            2
+        """
+        self._build_before_tracing(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _build_before_tracing(self, x, y):
+        """Build the compiled metrics, loss and optimizer from the data's shapes, outside any trace."""
         spec = _training_data_spec(x, y)
         if spec is not None and getattr(self, "optimizer", None) is not None:
             with self.distribute_strategy.scope():
                 self._symbolic_build(data_batch=spec)
-        return super().fit(x, y, *args, **kwargs)
 
     def compile_from_config(self, config):
         # Our compile only fills defaults, so the stored config replays exactly.

@@ -86,3 +86,15 @@ def test_fit_traces_the_train_step_once(as_dataset):
     history = model.fit(*data, batch_size=None if as_dataset else 4, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and model.optimizer.iterations.numpy() == 6
     assert len(traced) == 1
+
+
+def test_evaluate_of_a_fresh_model_traces_the_test_step_once():
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(10))
+    traced = []
+    test_step = model.test_step
+    model.test_step = lambda data: traced.append(1) or test_step(data)
+    model.compile()
+    loss, accuracy = model.evaluate(tf.data.Dataset.from_tensor_slices((x, np.arange(10) % 3)).batch(4), verbose=0)
+    assert loss > 0 and 0 <= accuracy <= 1
+    assert len(traced) == 1
