@@ -298,3 +298,24 @@ def test_a_png_shorter_than_its_header_is_a_decode_error_in_the_loader():
     pre = ImagePreprocessor("photo", (8, 8))
     with pytest.raises(tf.errors.InvalidArgumentError):
         pre.decode_example(tf.constant(b"\x89PNG\r\n\x1a\n12"), True)
+
+
+def test_eager_calls_reuse_one_graph_and_follow_a_changed_pixel_limit(monkeypatch):
+    # Eagerly, the per-sample decode pipeline used to be rebuilt and traced on every call (0.7 s for 8 images).
+    import keras_mm.preprocessing.image as image_module
+
+    pre = ImagePreprocessor("photo", (7, 9), background=(1, 2, 3))
+    png = tf.io.encode_png(np.full((30, 40, 3), 99, np.uint8)).numpy()
+    first, first_status = pre.process_batch_with_status(np.array([png, b"junk"], object))
+    second, _ = pre.process_batch_with_status(tf.constant([png, png, png]))
+    decoder = image_module._eager_decoder(7, 9, (1, 2, 3), image_module.MAX_IMAGE_PIXELS)
+    assert decoder.experimental_get_tracing_count() == 1  # two batch sizes, one trace
+    assert first_status.numpy().tolist() == [image_module.OK, image_module.status_of_decoded(
+        tf.constant([b"junk"]), tf.constant([False])).numpy()[0]]
+    np.testing.assert_array_equal(second["photo"].numpy()[0], first["photo"].numpy()[0])
+    np.testing.assert_allclose(first["photo"].numpy()[0], 99.0)
+    assert first["photo_present"].numpy().tolist() == [1.0, 0.0]
+    # the graph was traced under the default limit; a lower one still applies
+    monkeypatch.setattr(image_module, "MAX_IMAGE_PIXELS", 1000)
+    _, status = pre.process_batch_with_status(tf.constant([png]))
+    assert status.numpy().tolist() == [image_module.TOO_LARGE]
