@@ -10,6 +10,7 @@ import tensorflow_text  # noqa: F401
 import keras_mm
 from keras_mm.export import latest_version_dir, next_version, read_export_metadata
 from keras_mm.export.serving import call_signature, load_saved_model
+from tests.conftest import tiny_encoders
 
 
 def test_tf_serving_layout_and_metadata(exported, trained_model):
@@ -181,3 +182,32 @@ def test_mistaken_exports_and_verifications_say_what_to_do(trained_model, export
     with pytest.raises(ValueError, match=r"^signature 'serving_default': audio takes numbers .*got bytes or text "
                                          r"\(WAV bytes go to signature='serving_wav'\)\.$"):
         keras_mm.verify_export(trained_model, exported[0], {**raw, "audio": wavs})
+
+
+def test_each_signature_is_traced_once(tmp_path, monkeypatch):
+    # ExportArchive.write_out traced every endpoint twice (once to list variables, once in the save context).
+    from keras_mm.export.signatures import ServingFunctions
+
+    calls = {"raw": 0, "numeric": 0}
+    raw, numeric = ServingFunctions.raw, ServingFunctions.numeric
+
+    def counting_raw(self, inputs):
+        calls["raw"] += 1
+        return raw(self, inputs)
+
+    def counting_numeric(self, inputs):
+        calls["numeric"] += 1
+        return numeric(self, inputs)
+
+    monkeypatch.setattr(ServingFunctions, "raw", counting_raw)
+    monkeypatch.setattr(ServingFunctions, "numeric", counting_numeric)
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), num_classes=3)
+    version_dir = keras_mm.export_saved_model(model, str(tmp_path / "m"))
+    # raw: the eager warm-up call, then serving_default and serving_wav; numeric: serving_numeric
+    assert calls == {"raw": 3, "numeric": 1}
+    loaded = tf.saved_model.load(version_dir)
+    assert sorted(loaded.signatures) == ["serving_default", "serving_numeric", "serving_wav"]
+    raw_batch = model.preprocessor.example_raw(2)
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw_batch.items()})
+    expected = model.predict(model.preprocessor.process_batch(raw_batch), verbose=0)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
