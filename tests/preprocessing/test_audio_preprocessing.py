@@ -150,3 +150,20 @@ def test_a_long_file_is_resampled_only_for_the_window_the_same_in_training_and_s
     whole = librosa.resample(tf.audio.decode_wav(wav)[0][:, 0].numpy().astype(np.float64), orig_sr=rate,
                              target_sr=16000, res_type="fft")[:window]
     assert np.abs(whole[window // 2:] - served[0].numpy()[window // 2:]).max() < 1e-3
+
+
+def test_eager_wav_batches_reuse_one_graph():
+    # Eagerly, the per-sample WAV decode pipeline used to be rebuilt and traced on every call (0.7 s).
+    import keras_mm.preprocessing.audio as audio_module
+
+    tone = (np.sin(np.arange(8000) / 5.0) * 0.3).astype(np.float32)
+    wav = tf.audio.encode_wav(tone[:, None], 8000).numpy()
+    first, first_status = audio_module.decode_wav_batch(np.array([wav, b"", b"x.wav"], object), 12000, 16000)
+    second, second_status = audio_module.decode_wav_batch(tf.constant([wav]), 12000, 16000)
+    assert audio_module._eager_wav_decoder(12000, 16000).experimental_get_tracing_count() == 1
+    assert first.shape == (3, 12000) and first_status.numpy().tolist() == [0, 1, 3]  # ok, empty, a file path
+    assert second_status.numpy().tolist() == [0]
+    np.testing.assert_array_equal(first.numpy()[0], second.numpy()[0])
+    graph = tf.function(lambda b: audio_module.decode_wav_batch(b, 12000, 16000))(tf.constant([wav]))
+    np.testing.assert_array_equal(graph[0].numpy()[0], first.numpy()[0])  # the graph path: same samples
+    assert np.abs(first.numpy()[0]).max() > 0.2 and not first.numpy()[1:].any()
