@@ -292,8 +292,8 @@ class MultimodalModel(keras.Model):
         ``tf.function`` then traces the whole step again (variables may only be
         created on a first trace). Here they are built beforehand from the
         data's shapes, as Keras itself does under a strategy: the first epoch
-        of MobileNetV2@96 + MiniLM + MFCC on the sample took 43 s, 21 s of it
-        the second trace (2-core CPU). A ``tf.data.Dataset`` is not shuffled by
+        of MobileNetV2@96 + MiniLM + MFCC on the sample took 43 s, now 26 s
+        (2-core CPU). A ``tf.data.Dataset`` is not shuffled by
         ``fit`` (shuffle it in the pipeline), so ``shuffle`` defaults to
         ``False`` for one instead of warning.
 
