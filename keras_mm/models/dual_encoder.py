@@ -8,6 +8,7 @@ from keras import ops
 from keras_mm.config import normalize_component
 from keras_mm.models.builder import instantiate
 from keras_mm.models.multimodal_model import encoder_inputs
+from keras_mm.models.tracing import TracesTrainStepOnce
 from keras_mm.naming import input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 from keras_mm.registry import ENCODERS
@@ -62,7 +63,7 @@ def info_nce(a, b, scale, num_replicas=1, replica_id=0, gathered_a=None, gathere
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
-class DualEncoder(keras.Model):
+class DualEncoder(TracesTrainStepOnce, keras.Model):
     """Two towers mapping two modalities into one L2-normalised embedding space.
 
     Trained with the symmetric InfoNCE loss over in-batch negatives and a

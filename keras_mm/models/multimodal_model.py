@@ -5,27 +5,12 @@ import os
 import shutil
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from keras_mm.config import check_feature_normalization
 from keras_mm.layers.modality_dropout import ModalityDropout
+from keras_mm.models.tracing import TracesTrainStepOnce
 from keras_mm.naming import auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
-
-
-def _training_data_spec(x, y):
-    """``(inputs, labels[, weights])`` with the shape and dtype of one batch of ``fit``'s data, or ``None``.
-
-    Only shapes and dtypes are read: a ``tf.data.Dataset``'s ``element_spec``
-    (nothing is iterated) or the arrays themselves.
-    """
-    if isinstance(x, tf.data.Dataset):
-        spec = x.element_spec
-        return tuple(spec) if isinstance(spec, tuple) and len(spec) in (2, 3) and y is None else None
-    if x is None or y is None or not isinstance(x, (dict, np.ndarray, tf.Tensor)):
-        return None
-    return x, (y if hasattr(y, "shape") and hasattr(y, "dtype") else np.asarray(y))
 
 
 def feature_norm_layers(feature_normalization, encoders):
@@ -105,7 +90,7 @@ class ModelDiagram:
 
 
 @keras.saving.register_keras_serializable(package="keras_mm")
-class MultimodalModel(keras.Model):
+class MultimodalModel(TracesTrainStepOnce, keras.Model):
     """A Keras functional model joining per-feature encoders through a fusion and a head.
 
     Inputs are numeric only (see ``model.preprocessor`` for raw -> numeric):
@@ -283,53 +268,6 @@ class MultimodalModel(keras.Model):
             if self.return_extras:
                 metrics = {"output": metrics}
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit``, with the train step traced once instead of twice.
-
-        Without a distribution strategy Keras creates the metrics' and the
-        optimizer's variables inside the first trace of the train step, and
-        ``tf.function`` then traces the whole step again (variables may only be
-        created on a first trace). Here they are built beforehand from the
-        data's shapes, as Keras itself does under a strategy: the first epoch
-        of MobileNetV2@96 + MiniLM + MFCC on the sample took 43 s, now 26 s
-        (2-core CPU). A ``tf.data.Dataset`` is not shuffled by
-        ``fit`` (shuffle it in the pipeline), so ``shuffle`` defaults to
-        ``False`` for one instead of warning.
-
-        Example:
-            >>> import numpy as np
-            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
-            >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(6))
-            >>> model.compile()
-            >>> model.fit(x, np.arange(6) % 3, epochs=1, verbose=0).history["loss"][0] > 0
-            True
-        """
-        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
-            kwargs["shuffle"] = False  # Keras cannot shuffle a dataset; its default True only warns that it won't
-        self._build_before_tracing(x, y)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.evaluate``, with the test step traced once (see :meth:`fit`).
-
-        Example:
-            >>> import numpy as np
-            >>> model = keras_mm.build_model(preset="tiny_concat", num_classes=3)
-            >>> x = model.preprocessor.process_batch(model.preprocessor.example_raw(6))
-            >>> model.compile()
-            >>> len(model.evaluate(x, np.arange(6) % 3, verbose=0))   # loss, accuracy
-            2
-        """
-        self._build_before_tracing(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def _build_before_tracing(self, x, y):
-        """Build the compiled metrics, loss and optimizer from the data's shapes, outside any trace."""
-        spec = _training_data_spec(x, y)
-        if spec is not None and getattr(self, "optimizer", None) is not None:
-            with self.distribute_strategy.scope():
-                self._symbolic_build(data_batch=spec)
 
     def compile_from_config(self, config):
         # Our compile only fills defaults, so the stored config replays exactly.

@@ -107,3 +107,22 @@ def test_bad_arguments():
         keras_mm.build_dual_encoder(a={"image": "small_cnn", "x": "small_cnn"}, b={"audio": "mfcc_cnn"})
     with pytest.raises(ValueError, match="different feature names"):
         keras_mm.build_dual_encoder(a={"image": "small_cnn"}, b={"image": "small_cnn"})
+
+
+def test_fit_on_a_dataset_traces_once_and_does_not_warn_about_shuffle():
+    import warnings
+
+    model = keras_mm.build_dual_encoder(
+        a={"image": {"name": "small_cnn", "image_size": 16, "filters": [8]}},
+        b={"text": {"name": "lstm", "vocabulary": ["a", "dog", "cat", "sat"], "units": 8}}, embed_dim=16)
+    x = model.preprocessor.process_batch(model.preprocessor.example_raw(10))
+    traced = []
+    train_step = model.train_step
+    model.train_step = lambda data: traced.append(1) or train_step(data)
+    model.compile(optimizer="adam")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(tf.data.Dataset.from_tensor_slices(dict(x)).batch(4), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert len(traced) == 1
+    assert not [w for w in caught if "shuffle" in str(w.message)]
