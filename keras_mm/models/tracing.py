@@ -3,6 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
+#: index of ``shuffle`` among the arguments ``keras.Model.fit`` takes after ``x`` and ``y``
+#: (batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle).
+_FIT_SHUFFLE_POSITION = 6
 
 def _training_data_spec(x, y):
     """``(inputs, labels[, weights])`` with the shape and dtype of one batch of ``fit``'s data, or ``None``.
@@ -54,7 +57,8 @@ class TracesTrainStepOnce:
             >>> model.fit(x, np.arange(6) % 3, epochs=1, verbose=0).history["loss"][0] > 0
             True
         """
-        if isinstance(x, tf.data.Dataset) and "shuffle" not in kwargs and len(args) < 7:
+        shuffle_given = "shuffle" in kwargs or len(args) > _FIT_SHUFFLE_POSITION
+        if isinstance(x, tf.data.Dataset) and not shuffle_given:
             kwargs["shuffle"] = False  # Keras cannot shuffle a dataset; its default True only warns that it won't
         self._build_before_tracing(x, y, for_training=True)
         return super().fit(x, y, *args, **kwargs)
