@@ -16,7 +16,9 @@ class ServingFunctions:
     and the fusion's extras (e.g. ``modality_weights``). ``raw`` also returns
     ``<feature>_status`` (why a sample is missing: ``ok``, ``empty``,
     ``undecodable``, ``file_path_instead_of_bytes``, ...) and, when the model
-    has class names, ``class_name``. String outputs stay out of ``numeric``,
+    has class names, ``class_name`` (``""`` for a sample with no usable
+    modality, ``valid`` false: its ``class_id`` is the head's answer to no
+    input at all, not a prediction). String outputs stay out of ``numeric``,
     which TFLite converts.
 
     Example:
@@ -75,7 +77,9 @@ class ServingFunctions:
         for feature, codes in statuses.items():
             outputs[input_name(feature, STATUS)] = status_names(codes)
         if self.class_names and "class_id" in outputs:
-            outputs["class_name"] = tf.gather(tf.constant(self.class_names), outputs["class_id"])
+            names = tf.gather(tf.constant(self.class_names), outputs["class_id"])
+            # no modality usable: the head's answer to nothing is not a prediction worth a name
+            outputs["class_name"] = tf.where(outputs["valid"], names, tf.constant(""))
         return outputs
 
     def numeric(self, inputs):

@@ -117,3 +117,12 @@ def test_the_response_says_why_a_sample_is_missing(trained_model, served):
     assert [s.decode() for s in out["text_status"]] == ["ok", "empty", "ok", "ok"] and out["valid"].all()
     names = ["a", "b", "c"]  # given to export_saved_model
     assert [n.decode() for n in out["class_name"]] == [names[i] for i in out["class_id"]]
+
+
+def test_a_sample_with_no_usable_modality_gets_no_class_name(trained_model, served):
+    good = trained_model.preprocessor.example_raw(2)
+    batch = {**good, "image": [good["image"][0], b""], "text": [good["text"][0], ""],
+             "audio": np.stack([good["audio"][0], np.zeros_like(good["audio"][1])])}
+    out = call_signature(served, batch)
+    assert list(out["valid"]) == [True, False], {k: out[k] for k in ("image_status", "text_status", "audio_status")}
+    assert out["class_name"][0].decode() in ("a", "b", "c") and out["class_name"][1] == b""
