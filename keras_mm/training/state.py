@@ -1,13 +1,19 @@
 """What a training run saves after every epoch and restores when it starts again."""
 
 import json
+import logging
 import os
+import re
 import shutil
 
 import numpy as np
 import tensorflow as tf
 
 from keras_mm.training.strategy import is_chief
+
+logger = logging.getLogger("keras_mm")
+# TensorFlow writes checkpoint N into "<prefix>-N_temp/" and renames it when complete
+_INTERRUPTED_WRITE = re.compile(r"ckpt-\d+_temp")
 
 
 class TrainingHistory:
@@ -153,6 +159,8 @@ class TrainState:
         """Load the newest checkpoint and history; return the checkpoint's path, or ``None`` when there is none."""
         if self._manager is None:
             return None
+        if self.chief:
+            self._remove_interrupted_writes()
         latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if not latest:
             return None
@@ -170,6 +178,22 @@ class TrainState:
                 saved = json.load(f)
             self.history = TrainingHistory(saved["history"], saved["epoch"])
         return latest
+
+    def _remove_interrupted_writes(self):
+        """Delete the ``ckpt-N_temp/`` folders of checkpoint writes that a killed run left unfinished.
+
+        TensorFlow never reads them (the run resumes from the last complete
+        checkpoint) and never deletes them; with a BERT encoder and Adam's
+        slots each is hundreds of MB.
+        """
+        if not tf.io.gfile.isdir(self.checkpoint_dir):
+            return
+        for name in tf.io.gfile.listdir(self.checkpoint_dir):
+            name = name.rstrip("/")
+            if _INTERRUPTED_WRITE.fullmatch(name):
+                tf.io.gfile.rmtree(os.path.join(self.checkpoint_dir, name))
+                logger.info("removed %s in %s: a checkpoint write that an interrupted run did not finish", name,
+                            self.checkpoint_dir)
 
     def _check_identity(self, latest):
         path = os.path.join(self.checkpoint_dir, self.IDENTITY)

@@ -388,6 +388,26 @@ def test_resuming_with_another_model_says_which_folder_to_clear(tmp_path):
         keras_mm.train(config("gated"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
 
 
+def test_resuming_removes_the_folder_of_a_checkpoint_write_that_was_killed(tmp_path):
+    def data(model):
+        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+
+    config = keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), num_classes=3)
+    keras_mm.train(config, data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
+    # what `kill -9` during the write of checkpoint 3 leaves (TensorFlow's own layout); TensorFlow replaces it
+    # only when it writes checkpoint 3 again, which a resumed run that stops earlier (early stopping) never does
+    partial = tmp_path / "ckpt-3_temp"
+    partial.mkdir()
+    (partial / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 1000)
+    keep = tmp_path / "notes_temp"
+    keep.mkdir()
+    model, history = keras_mm.train(config, data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path))
+    assert history.epoch == [0, 1]
+    assert not partial.exists() and keep.exists()
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
 def test_resuming_under_other_class_names_is_refused(tmp_path):
     # same shapes, other label order: the restored weights would answer with the old ids under the new names
     def data(model):
