@@ -130,7 +130,7 @@ SPLITS = ("train", "val", "test")
 DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup, "openclipart_frozen": openclipart_frozen_setup}
 
 
-def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="frozen"):
+def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="auto"):
     """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs."""
     keras.utils.set_random_seed(seed)
     features = {k: k for k in encoders}
@@ -240,8 +240,8 @@ def main(argv=None):
     parser.add_argument("--output", default=RESULTS)
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --output, run the rest")
     parser.add_argument("--defaults-only", action="store_true", help="only the unimodal rows and every fusion's defaults")
-    parser.add_argument("--feature-normalization", default="frozen", choices=["frozen", "layer", "none"],
-                        help="ModelConfig.feature_normalization of every model (default: keras_mm's)")
+    parser.add_argument("--feature-normalization", default="auto", choices=["auto", "frozen", "layer", "none"],
+                        help="ModelConfig.feature_normalization of every model (default: keras_mm's, 'auto')")
     args = parser.parse_args(argv)
     fusions = args.fusions if args.fusions is not None else FUSIONS.names()
     seeds = list(range(args.seeds))

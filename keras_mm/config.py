@@ -18,7 +18,7 @@ def normalize_component(value, field):
 
 
 #: the values of ``ModelConfig.feature_normalization``.
-FEATURE_NORMALIZATIONS = ("frozen", "layer", None)
+FEATURE_NORMALIZATIONS = ("auto", "frozen", "layer", None)
 
 
 def check_feature_normalization(value):
@@ -30,7 +30,7 @@ def check_feature_normalization(value):
         'frozen'
     """
     if value not in FEATURE_NORMALIZATIONS:
-        raise ValueError(f"feature_normalization={value!r} is not supported. Allowed: 'frozen', 'layer', None")
+        raise ValueError(f"feature_normalization={value!r} is not supported. Allowed: 'auto', 'frozen', 'layer', None")
     return value
 
 
@@ -52,11 +52,14 @@ class ModelConfig:
         auxiliary_heads: add a unimodal copy of the head on each feature's
             encoder output (``aux_<feature>`` in ``extras_model()``), used by
             the balance methods of ``keras_mm.train``.
-        feature_normalization: ``"frozen"`` (default): a ``LayerNormalization``
-            on the output of each frozen (``trainable=False``) encoder before the
+        feature_normalization: ``"frozen"``: a ``LayerNormalization`` on the
+            output of each frozen (``trainable=False``) encoder before the
             fusion, whose fixed scale cannot adapt (it keeps e.g. a frozen 1280-d
             image vector from drowning a 384-d sentence embedding); ``"layer"``:
-            on every encoder's output; ``None``: none.
+            on every encoder's output; ``None``: none; ``"auto"`` (default):
+            ``"layer"`` when ``keras_mm.train`` trains a model of several
+            features with auxiliary losses (its default ``balance``), else
+            ``"frozen"`` (``build_model`` alone, e.g. for ``model.fit``).
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
@@ -78,7 +81,7 @@ class ModelConfig:
     name: str = "multimodal_model"
     class_names: list = None
     auxiliary_heads: bool = False
-    feature_normalization: str = "frozen"
+    feature_normalization: str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.encoders, dict) or not self.encoders:

@@ -11,8 +11,8 @@ from keras_mm.registry import register_encoder
 class PrecomputedEncoder(Encoder):
     """A precomputed vector (a frozen model's embedding, computed once) as a feature: returned unchanged.
 
-    Frozen by default (it has no weights), so with ``build_model``'s default
-    ``feature_normalization="frozen"`` the vector gets a ``LayerNormalization``
+    Frozen by default (it has no weights), so with the default
+    ``feature_normalization`` (``"auto"``) the vector gets a ``LayerNormalization``
     before the fusion, like any frozen encoder's output. Raw input: the vector
     (``vector`` modality: ``.npy`` files in a manifest, float arrays at
     serving time); a vector of another size is marked missing.

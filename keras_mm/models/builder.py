@@ -72,7 +72,8 @@ def build_model(
             encoder output; they appear as ``aux_<feature>`` in
             ``model.extras_model()`` (not in the serving signature) and are
             what the balance methods of :func:`keras_mm.train` train.
-        feature_normalization: ``"frozen"`` (default): a ``LayerNormalization``
+        feature_normalization: ``"frozen"`` (what the default ``"auto"``
+            means here): a ``LayerNormalization``
             on the output of each frozen (``trainable=False``) encoder before the
             fusion, so that fixed pretrained vectors of very different scales are
             fused on an equal footing (each norm's scale starts at the smallest
@@ -80,7 +81,12 @@ def build_model(
             about the same L1 mass and the fusion learns from each at the same
             pace); ``"layer"``: on every encoder's output; ``None``: the encoder
             outputs as they are. A frozen encoder also runs in inference mode
-            in training steps (no dropout).
+            in training steps (no dropout). ``"auto"`` (default) is
+            ``"frozen"`` in a model built here and ``"layer"`` in a model of
+            several features that :func:`keras_mm.train` builds from a config
+            to train with auxiliary losses (its default): measured, every
+            encoder's norm helped ``keras_mm.train``'s fusions and cost
+            ``model.fit``'s (README, "Feature normalisation").
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument

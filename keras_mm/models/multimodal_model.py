@@ -16,7 +16,8 @@ from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 def feature_norm_layers(feature_normalization, encoders):
     """``{feature: LayerNormalization}`` for the features that ``feature_normalization`` normalises.
 
-    ``"layer"``: every feature; ``"frozen"``: those whose encoder is frozen
+    ``"layer"``: every feature; ``"frozen"`` (and ``"auto"``, which
+    ``keras_mm.train`` resolves before it builds): those whose encoder is frozen
     (``trainable=False``); ``None``: none; a list: those features (what
     ``get_config`` records, so a reload rebuilds the same layers whatever the
     encoders' trainable state is then); a dict of layers is passed through
@@ -46,7 +47,7 @@ def feature_norm_layers(feature_normalization, encoders):
         features = list(feature_normalization)
     elif check_feature_normalization(feature_normalization) is None:
         features = []
-    elif feature_normalization == "frozen":
+    elif feature_normalization in ("frozen", "auto"):
         features = [feature for feature, encoder in encoders.items() if not encoder.trainable]
     else:
         features = list(encoders)
@@ -100,7 +101,7 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
     present, 0 = missing for that sample: the fusion ignores it).
     ``modality_dropout`` drops whole modalities per sample during training so
     the model learns to predict from whatever is present. With
-    ``feature_normalization="frozen"`` (``build_model``'s default) each frozen
+    ``feature_normalization="frozen"`` (what ``build_model``'s default ``"auto"`` means) each frozen
     encoder's pooled vector goes through its own ``LayerNormalization``
     (``<feature>_norm``) before the fusion and the auxiliary heads, so fixed
     features of very different scales (a frozen 1280-d MobileNetV2 vector next

@@ -49,13 +49,26 @@ def _balance_request(balance):
     return name, options
 
 
-def _with_auxiliary_heads(config, balance):
-    """The config to build: auxiliary heads added when the balance method needs them."""
+def _config_for_training(config, balance):
+    """The config to build: auxiliary heads added when the balance method needs them, ``"auto"`` norms resolved.
+
+    ``feature_normalization="auto"`` becomes ``"layer"`` (a norm on every
+    encoder's output) when the model has several features and trains with
+    auxiliary losses, else ``"frozen"``. Measured (README, "Feature
+    normalisation"): with auxiliary losses every encoder's norm raised the
+    fusions on OpenClipart (5 seeds, ``late`` 0.753 -> 0.786, ``transformer``
+    0.770 -> 0.787) and AV-Digits (3 seeds, 0.03-0.11); without them
+    (``model.fit``, AV-Digits, 3 seeds) it cost ``concat`` 0.657 -> 0.613.
+    """
     config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
     wants = balance not in (None, "auto") or (balance == "auto" and len(config.encoders) > 1)
+    changes = {}
     if wants and config.head is not None and not config.auxiliary_heads:
-        config = ModelConfig.from_dict({**config.to_dict(), "auxiliary_heads": True})
-    return config
+        changes["auxiliary_heads"] = True
+    if config.feature_normalization == "auto":
+        auxiliary = wants and config.head is not None and len(config.encoders) > 1
+        changes["feature_normalization"] = "layer" if auxiliary else "frozen"
+    return ModelConfig.from_dict({**config.to_dict(), **changes}) if changes else config
 
 
 def _steps_class(balance, model):
@@ -92,7 +105,7 @@ def _build(model, strategy, mixed_precision, balance=None):
     try:
         with strategy.scope():
             if isinstance(model, (ModelConfig, dict)):
-                return build_model(_with_auxiliary_heads(model, balance))
+                return build_model(_config_for_training(model, balance))
             if callable(model):
                 return model()
     finally:

@@ -67,7 +67,7 @@ def test_default_normalises_frozen_encoders_only():
     encoders = tiny_encoders()
     encoders["image"] = {**encoders["image"], "trainable": False}
     model = keras_mm.build_model(encoders=encoders, fusion="concat", num_classes=3)
-    assert keras_mm.ModelConfig(encoders={"image": "small_cnn"}).feature_normalization == "frozen"
+    assert keras_mm.ModelConfig(encoders={"image": "small_cnn"}).feature_normalization == "auto"  # "frozen" here
     assert sorted(model.feature_norms) == ["image"]
     # the features that got a norm are recorded: unfreezing before saving must not change the layers
     model.feature_encoders["image"].trainable = True
@@ -99,7 +99,7 @@ def test_token_level_fusions_get_none_and_a_wrong_value_names_the_field():
     # the norms it does not use are not layers of the model: unbuilt, they made Keras warn "unbuilt state"
     assert all(layer.built for layer in model._flatten_layers(include_self=False))
     assert not {layer.name for layer in model._flatten_layers(include_self=False)} & {f"{f}_norm" for f in model.features}
-    with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'frozen', 'layer', None"):
+    with pytest.raises(ValueError, match="feature_normalization='batch' is not supported. Allowed: 'auto', 'frozen', 'layer', None"):
         keras_mm.build_model(encoders=tiny_encoders(), num_classes=3, feature_normalization="batch")
 
 

@@ -175,8 +175,17 @@ def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default():
     config = keras_mm.ModelConfig(encoders=ENCODERS, fusion={"name": "concat", "projection_dim": 8}, num_classes=3)
     model, _ = keras_mm.train(config, data, data, epochs=1, strategy=None, verbose=0)
     assert sorted(model.auxiliary_heads) == ["audio", "image"]
+    # feature_normalization="auto": with auxiliary losses a norm on every encoder (trainable ones too)
+    assert sorted(model.feature_norms) == ["audio", "image"]
+    assert model.get_config()["feature_normalization"] == ["audio", "image"]
     model, _ = keras_mm.train(config, data, epochs=1, strategy=None, verbose=0, balance=None)
-    assert not model.auxiliary_heads
+    assert not model.auxiliary_heads and model.feature_norms == {}  # without them, frozen encoders only
+    explicit = keras_mm.ModelConfig.from_dict({**config.to_dict(), "feature_normalization": "frozen"})
+    model, _ = keras_mm.train(explicit, data, epochs=1, strategy=None, verbose=0)
+    assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}  # a chosen value is kept
+    alone = keras_mm.ModelConfig(encoders={"image": ENCODERS["image"]}, num_classes=3)
+    model, _ = keras_mm.train(alone, data, epochs=1, strategy=None, verbose=0)
+    assert model.feature_norms == {}  # one feature: no auxiliary losses, and a fresh CNN alone stalled with a norm
     # a built model without auxiliary heads: "auto" trains it plainly, a named method says what is missing
     keras_mm.train(build(), data, epochs=1, strategy=None, verbose=0)
     with pytest.raises(ValueError, match="auxiliary_heads=True"):
