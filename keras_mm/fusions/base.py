@@ -33,8 +33,10 @@ class Fusion(keras.layers.Layer):
     #: small constructor kwargs used by registry-wide tests and docs.
     example_config = {}
     #: the training recipe ``keras_mm.train`` uses when the caller gives no
-    #: learning rate: ``learning_rate`` and ``warmup_epochs`` (linear warm-up).
-    recipe = {"learning_rate": 1e-3, "warmup_epochs": 0}
+    #: learning rate: ``learning_rate`` and ``warmup_epochs`` (linear warm-up);
+    #: ``auto_feature_normalization``: what ``feature_normalization="auto"``
+    #: becomes when ``keras_mm.train`` trains the fusion with auxiliary losses.
+    recipe = {"learning_rate": 1e-3, "warmup_epochs": 0, "auto_feature_normalization": "layer"}
 
     def build(self, input_shape):
         self.input_dims = {k: int(input_shape[k][-1]) for k in sorted(input_shape)}

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_mm.config import ModelConfig
 from keras_mm.models.builder import build_model
-from keras_mm.registry import validate_kwargs
+from keras_mm.registry import FUSIONS, validate_kwargs
 from keras_mm.training.balance import BALANCE_METHODS
 from keras_mm.training.early_stopping import EarlyStopping
 from keras_mm.training.epoch_logger import EpochLogger
@@ -56,9 +56,10 @@ def _config_for_training(config, balance):
     encoder's output) when the model has several features and trains with
     auxiliary losses, else ``"frozen"``. Measured (README, "Feature
     normalisation"): with auxiliary losses every encoder's norm raised the
-    fusions on OpenClipart (5 seeds, ``late`` 0.753 -> 0.786, ``transformer``
-    0.770 -> 0.787) and AV-Digits (3 seeds, 0.03-0.11); without them
-    (``model.fit``, AV-Digits, 3 seeds) it cost ``concat`` 0.657 -> 0.613.
+    fusions on OpenClipart (5 seeds, ``late`` 0.753 -> 0.786) and AV-Digits
+    (3 seeds, 0.04-0.09); without them (``model.fit``, AV-Digits, 3 seeds) it
+    cost ``concat`` 0.657 -> 0.613. A fusion's recipe can keep ``"frozen"``
+    (``auto_feature_normalization``): ``transformer`` does.
     """
     config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
     wants = balance not in (None, "auto") or (balance == "auto" and len(config.encoders) > 1)
@@ -67,7 +68,8 @@ def _config_for_training(config, balance):
         changes["auxiliary_heads"] = True
     if config.feature_normalization == "auto":
         auxiliary = wants and config.head is not None and len(config.encoders) > 1
-        changes["feature_normalization"] = "layer" if auxiliary else "frozen"
+        recipe = getattr(FUSIONS.get(config.fusion["name"], field="fusion"), "recipe", {})
+        changes["feature_normalization"] = recipe.get("auto_feature_normalization", "layer") if auxiliary else "frozen"
     return ModelConfig.from_dict({**config.to_dict(), **changes}) if changes else config
 
 

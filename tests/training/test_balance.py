@@ -20,6 +20,9 @@ ENCODERS = {"image": {"name": "small_cnn", "image_size": 16, "filters": [4, 8]},
             "audio": {"name": "mfcc_cnn", "num_samples": 4000, "filters": [8]}}
 
 
+TINY_TRANSFORMER = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "intermediate_dim": 16}
+
+
 def build(**kwargs):
     keras.utils.set_random_seed(0)
     return keras_mm.build_model(encoders=ENCODERS, fusion={"name": "concat", "projection_dim": 8}, num_classes=3, **kwargs)
@@ -183,6 +186,10 @@ def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default():
     explicit = keras_mm.ModelConfig.from_dict({**config.to_dict(), "feature_normalization": "frozen"})
     model, _ = keras_mm.train(explicit, data, epochs=1, strategy=None, verbose=0)
     assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}  # a chosen value is kept
+    # a fusion's recipe can keep "frozen" under "auto": transformer does (one AV-Digits seed stalled with the norm)
+    transformer = keras_mm.ModelConfig.from_dict({**config.to_dict(), "fusion": {"name": "transformer", **TINY_TRANSFORMER}})
+    model, _ = keras_mm.train(transformer, data, epochs=1, strategy=None, verbose=0)
+    assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}
     alone = keras_mm.ModelConfig(encoders={"image": ENCODERS["image"]}, num_classes=3)
     model, _ = keras_mm.train(alone, data, epochs=1, strategy=None, verbose=0)
     assert model.feature_norms == {}  # one feature: no auxiliary losses, and a fresh CNN alone stalled with a norm
@@ -212,7 +219,7 @@ def test_fusion_recipe_sets_the_default_learning_rate_with_warmup(monkeypatch):
     assert _learning_rate(None, model, steps_per_epoch=10, epochs=5).steps == 5
     from keras_mm.fusions.transformer import TransformerFusion
 
-    assert TransformerFusion.recipe == {"learning_rate": 1e-3, "warmup_epochs": 2}
+    assert TransformerFusion.recipe == {"learning_rate": 1e-3, "warmup_epochs": 2, "auto_feature_normalization": "frozen"}
 
 
 @pytest.mark.parametrize("balance", ["ogm_ge", "gradient_blending"])
