@@ -58,8 +58,10 @@ class ModelConfig:
             image vector from drowning a 384-d sentence embedding); ``"layer"``:
             on every encoder's output; ``None``: none; ``"auto"`` (default):
             ``"layer"`` when ``keras_mm.train`` trains a model of several
-            features with auxiliary losses (its default ``balance``), else
-            ``"frozen"`` (``build_model`` alone, e.g. for ``model.fit``).
+            features with auxiliary losses (its default ``balance``; a
+            fusion's recipe may keep ``"frozen"``, as ``transformer``'s
+            does), else ``"frozen"`` (``build_model`` alone, e.g. for
+            ``model.fit``).
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)

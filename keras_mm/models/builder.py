@@ -84,7 +84,8 @@ def build_model(
             in training steps (no dropout). ``"auto"`` (default) is
             ``"frozen"`` in a model built here and ``"layer"`` in a model of
             several features that :func:`keras_mm.train` builds from a config
-            to train with auxiliary losses (its default): measured, every
+            to train with auxiliary losses (its default; ``transformer``'s
+            recipe keeps ``"frozen"``): measured, every
             encoder's norm helped ``keras_mm.train``'s fusions and cost
             ``model.fit``'s (README, "Feature normalisation").
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
