@@ -13,6 +13,11 @@ class EarlyStopping:
             contains ``"acc"``, else ``"min"``.
         restore_best_weights: keep a copy of the weights at the best epoch
             (:meth:`update` takes them from its ``model``) for :meth:`restore`.
+        start_from_epoch: epochs (as in ``keras.callbacks.EarlyStopping``)
+            during which no epoch counts towards ``patience``: a warm-up, or a
+            model that starts slowly (a ``transformer`` fusion with a norm on
+            every trainable encoder sat at chance for 7 epochs on AV-Digits,
+            then climbed). Their values still count for the best epoch.
 
     Example:
         >>> stopper = keras_mm.training.EarlyStopping(patience=2)
@@ -20,15 +25,21 @@ class EarlyStopping:
         [False, False, False, True]
         >>> stopper.message
         'Early stopping: val_loss has not improved for 2 epochs (best 0.8000).'
+        >>> slow = keras_mm.training.EarlyStopping(patience=2, start_from_epoch=3)
+        >>> [slow.update({"val_loss": v}) for v in [1.0, 1.1, 1.2, 1.3, 0.9, 1.0, 1.0]]
+        [False, False, False, False, False, False, True]
     """
 
-    def __init__(self, monitor="val_loss", patience=3, mode=None, restore_best_weights=True):
+    def __init__(self, monitor="val_loss", patience=3, mode=None, restore_best_weights=True, start_from_epoch=0):
         mode = mode if mode is not None else ("max" if "acc" in monitor else "min")
         if mode not in ("min", "max"):
             raise ValueError(f"early_stopping mode={mode!r} is not supported. Allowed: min, max")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"early_stopping patience={patience!r}: pass a number of epochs (an int >= 0).")
+        if isinstance(start_from_epoch, bool) or not isinstance(start_from_epoch, int) or start_from_epoch < 0:
+            raise ValueError(f"early_stopping start_from_epoch={start_from_epoch!r}: pass a number of epochs (an int >= 0).")
         self.monitor, self.patience, self.mode = monitor, patience, mode
+        self.start_from_epoch = start_from_epoch
         self.restore_best_weights = restore_best_weights
         self.best, self.best_weights, self.wait = None, None, 0
         self.epochs_seen, self.best_epoch = 0, None
@@ -41,10 +52,11 @@ class EarlyStopping:
         if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
             return cls(patience=early_stopping, mode="min")
         if isinstance(early_stopping, dict):
-            unknown = sorted(set(early_stopping) - {"monitor", "patience", "mode", "restore_best_weights"})
+            unknown = sorted(set(early_stopping) - {"monitor", "patience", "mode", "restore_best_weights", "start_from_epoch"})
             if unknown:
                 raise ValueError(
-                    f"early_stopping has unknown keys {unknown}. Allowed: monitor, patience, mode, restore_best_weights"
+                    f"early_stopping has unknown keys {unknown}. "
+                    "Allowed: monitor, patience, mode, restore_best_weights, start_from_epoch"
                 )
             return cls(**early_stopping)
         raise ValueError(f"early_stopping={early_stopping!r}: pass a patience (int) or a dict with monitor/patience/mode.")
@@ -64,6 +76,8 @@ class EarlyStopping:
             if self.restore_best_weights and model is not None:
                 self.best_weights = [np.array(w) for w in model.get_weights()]
             return False
+        if self.epochs_seen <= self.start_from_epoch:
+            return False  # a warm-up epoch: it does not count towards patience
         self.wait += 1
         return self.wait >= self.patience
 

@@ -165,7 +165,8 @@ def train(
             Early stopping resumes too: its best value and the epochs waited
             come from the saved history, the best epoch's weights from
             ``best_weights.npz`` there; a run that had stopped trains no further.
-        early_stopping: patience (int) on ``val_loss``, or ``{"monitor", "patience", "mode", "restore_best_weights"}``.
+        early_stopping: patience (int) on ``val_loss``, or ``{"monitor", "patience", "mode", "restore_best_weights",
+            "start_from_epoch"}`` (see :class:`keras_mm.training.EarlyStopping`).
         tensorboard_dir: write per-epoch scalars for TensorBoard.
         balance: how the modalities are balanced during training (see
             :mod:`keras_mm.training.balance`): ``"auxiliary"``,

@@ -242,6 +242,21 @@ def test_early_stopping_on_a_sequence(monitor, values, patience, expected):
     assert stopper.best == (max(values) if "acc" in monitor else min(values))
 
 
+def test_early_stopping_counts_no_patience_before_start_from_epoch_and_replays_the_same_on_resume():
+    # a slow starter: at chance for 4 epochs, then it learns (a transformer fusion with norms on AV-Digits)
+    values = [0.1, 0.1, 0.1, 0.1, 0.3, 0.5, 0.5, 0.5]
+    plain = keras_mm.training.EarlyStopping(monitor="val_accuracy", patience=2)
+    assert [plain.update({"val_accuracy": v}) for v in values][:3] == [False, False, True]
+    stopper = keras_mm.training.EarlyStopping(monitor="val_accuracy", patience=2, start_from_epoch=4)
+    assert [stopper.update({"val_accuracy": v}) for v in values] == [False] * 7 + [True]
+    assert stopper.best_epoch == 5
+    resumed = keras_mm.training.EarlyStopping.from_argument({"monitor": "val_accuracy", "patience": 2, "start_from_epoch": 4})
+    history = keras_mm.training.TrainingHistory({"val_accuracy": values[:4]}, list(range(4)))
+    assert not resumed.replay(history) and resumed.wait == 0  # the warm-up epochs waited for nothing
+    with pytest.raises(ValueError, match="start_from_epoch=-1: pass a number of epochs"):
+        keras_mm.training.EarlyStopping(start_from_epoch=-1)
+
+
 def test_early_stopping_restores_the_best_weights():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     stopper = keras_mm.training.EarlyStopping(patience=1)
