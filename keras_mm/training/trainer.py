@@ -57,7 +57,7 @@ def _config_for_training(config, balance):
     auxiliary losses, else ``"frozen"``. Measured (README, "Feature
     normalisation"): with auxiliary losses every encoder's norm raised the
     fusions on OpenClipart (5 seeds, ``late`` 0.753 -> 0.786) and AV-Digits
-    (3 seeds, 0.04-0.09); without them (``model.fit``, AV-Digits, 3 seeds) it
+    (3 seeds, +0.02 to +0.09); without them (``model.fit``, AV-Digits, 3 seeds) it
     cost ``concat`` 0.657 -> 0.613. A fusion's recipe can keep ``"frozen"``
     (``auto_feature_normalization``): ``transformer`` does.
     """

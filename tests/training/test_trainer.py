@@ -404,10 +404,7 @@ def test_resuming_with_another_model_says_which_folder_to_clear(tmp_path):
 
 
 def test_resuming_removes_the_folder_of_a_checkpoint_write_that_was_killed(tmp_path):
-    def data(model):
-        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
-        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
-
+    data = _tiny_data
     config = keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), num_classes=3)
     keras_mm.train(config, data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
     # what `kill -9` during the write of checkpoint 3 leaves (TensorFlow's own layout); TensorFlow replaces it
