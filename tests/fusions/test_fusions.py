@@ -213,3 +213,23 @@ def test_hierarchical_fusion_pairs(rng):
     assert list(chosen.pair_layers) == ["image__text"] and chosen.top.kernel.shape == (4, 5)
     with pytest.raises(ValueError, match=r"pairs name \['caption'\], not features of the model \(audio, image, text\)"):
         HierarchicalFusion(pairs=[["image", "caption"]])(features)
+
+
+def test_transformer_blocks_are_pre_ln_with_a_final_norm_and_old_configs_reload_post_ln():
+    from keras_mm.fusions import TransformerFusion
+
+    rng = np.random.default_rng(0)
+    features = {"a": rng.normal(size=(3, 5)).astype("float32"), "b": 100 * rng.normal(size=(3, 2)).astype("float32")}
+    fusion = TransformerFusion(hidden_dim=8, num_layers=2, num_heads=2, intermediate_dim=16)
+    fused = fusion(features)["fused"].numpy()
+    assert all(block.normalize_first for block in fusion.blocks)
+    # the final LayerNorm (gamma 1, beta 0 at the start): each sample's output has mean 0 and unit variance
+    np.testing.assert_allclose(fused.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(fused.var(axis=1), 1.0, atol=1e-3)
+    config = fusion.get_config()
+    assert config["normalize_first"] is True and TransformerFusion.from_config(config).normalize_first
+    del config["normalize_first"]  # a model saved before the option: post-LN blocks, no final norm
+    old = TransformerFusion.from_config(config)
+    assert not old.normalize_first and old.final_norm is None
+    old(features)
+    assert not any(block.normalize_first for block in old.blocks) and len(old.weights) == len(fusion.weights) - 2

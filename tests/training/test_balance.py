@@ -170,7 +170,7 @@ def test_ogm_ge_refuses_a_regression_head():
         OGMGESteps(model, keras.optimizers.SGD(0.1), 4)
 
 
-def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default():
+def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default(monkeypatch):
     def data(model):
         x, y = batch(model, 16)
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -186,8 +186,14 @@ def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default():
     explicit = keras_mm.ModelConfig.from_dict({**config.to_dict(), "feature_normalization": "frozen"})
     model, _ = keras_mm.train(explicit, data, epochs=1, strategy=None, verbose=0)
     assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}  # a chosen value is kept
-    # a fusion's recipe can keep "frozen" under "auto": transformer does (one AV-Digits seed stalled with the norm)
+    # a fusion's recipe says what "auto" becomes: transformer (pre-LN blocks) takes the norm too ...
     transformer = keras_mm.ModelConfig.from_dict({**config.to_dict(), "fusion": {"name": "transformer", **TINY_TRANSFORMER}})
+    model, _ = keras_mm.train(transformer, data, epochs=1, strategy=None, verbose=0)
+    assert sorted(model.auxiliary_heads) == ["audio", "image"] and sorted(model.feature_norms) == ["audio", "image"]
+    # ... and a recipe that keeps "frozen" is followed
+    from keras_mm.fusions.transformer import TransformerFusion
+
+    monkeypatch.setattr(TransformerFusion, "recipe", {**TransformerFusion.recipe, "auto_feature_normalization": "frozen"})
     model, _ = keras_mm.train(transformer, data, epochs=1, strategy=None, verbose=0)
     assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}
     alone = keras_mm.ModelConfig(encoders={"image": ENCODERS["image"]}, num_classes=3)
@@ -219,7 +225,7 @@ def test_fusion_recipe_sets_the_default_learning_rate_with_warmup(monkeypatch):
     assert _learning_rate(None, model, steps_per_epoch=10, epochs=5).steps == 5
     from keras_mm.fusions.transformer import TransformerFusion
 
-    assert TransformerFusion.recipe == {"learning_rate": 1e-3, "warmup_epochs": 2, "auto_feature_normalization": "frozen"}
+    assert TransformerFusion.recipe == {"learning_rate": 1e-3, "warmup_epochs": 2, "auto_feature_normalization": "layer"}
 
 
 @pytest.mark.parametrize("balance", ["ogm_ge", "gradient_blending"])
