@@ -82,12 +82,13 @@ def build_model(
             pace); ``"layer"``: on every encoder's output; ``None``: the encoder
             outputs as they are. A frozen encoder also runs in inference mode
             in training steps (no dropout). ``"auto"`` (default) is
-            ``"frozen"`` in a model built here and ``"layer"`` in a model of
-            several features that :func:`keras_mm.train` builds from a config
-            to train with auxiliary losses (its default; ``transformer``'s
-            recipe keeps ``"frozen"``): measured, every
-            encoder's norm helped ``keras_mm.train``'s fusions and cost
-            ``model.fit``'s (README, "Feature normalisation").
+            ``"frozen"`` in a model built here; in a model that
+            :func:`keras_mm.train` builds from a config it is ``"layer"`` when
+            each encoder is trained by a loss on its own output (several
+            features with auxiliary losses, its default, or one feature) and
+            ``"frozen"`` otherwise: measured, every encoder's norm helped
+            ``keras_mm.train``'s fusions and single-feature models and cost
+            ``model.fit``'s fusions (README, "Feature normalisation").
         config: a :class:`ModelConfig` (or its dict) instead of the arguments
             above; may also be passed as the first positional argument.
         preset: a named recipe (``keras_mm.list_presets()``); every argument

@@ -196,9 +196,12 @@ def test_train_adds_auxiliary_heads_to_a_config_and_balances_by_default(monkeypa
     monkeypatch.setattr(TransformerFusion, "recipe", {**TransformerFusion.recipe, "auto_feature_normalization": "frozen"})
     model, _ = keras_mm.train(transformer, data, epochs=1, strategy=None, verbose=0)
     assert sorted(model.auxiliary_heads) == ["audio", "image"] and model.feature_norms == {}
+    # one feature: its head's loss is the encoder's own, so it gets the norm too (balance or not)
     alone = keras_mm.ModelConfig(encoders={"image": ENCODERS["image"]}, num_classes=3)
     model, _ = keras_mm.train(alone, data, epochs=1, strategy=None, verbose=0)
-    assert model.feature_norms == {}  # one feature: no auxiliary losses, and a fresh CNN alone stalled with a norm
+    assert sorted(model.feature_norms) == ["image"] and not model.auxiliary_heads
+    model, _ = keras_mm.train(alone, data, epochs=1, strategy=None, verbose=0, balance=None)
+    assert sorted(model.feature_norms) == ["image"]
     # a built model without auxiliary heads: "auto" trains it plainly, a named method says what is missing
     keras_mm.train(build(), data, epochs=1, strategy=None, verbose=0)
     with pytest.raises(ValueError, match="auxiliary_heads=True"):
