@@ -36,8 +36,20 @@ def _read_rows(path):
     if not (tf.io.gfile.exists(path) if _is_url(path) else os.path.isfile(path)):
         raise ValueError(f"Manifest not found: {path}")
     with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    try:
         # utf-8-sig drops the byte-order mark of Excel's "CSV UTF-8", which otherwise sticks to the first column's name
-        text = io.TextIOWrapper(io.BytesIO(f.read()), encoding="utf-8-sig", newline="")
+        text = io.StringIO(data.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        line_end = data.find(b"\n", error.start)
+        line = data[line_start : line_end if line_end >= 0 else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+        number = data.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}, line {number}: byte 0x{data[error.start]:02x} is not UTF-8 "
+            f"({line[:120]!r}). Manifests are read as UTF-8: save it as UTF-8 (Excel: 'CSV UTF-8'), or convert it, "
+            f"e.g. iconv -f cp1252 -t utf-8."
+        ) from None
     if path.endswith((".jsonl", ".json")):
         return [json.loads(line) for line in text if line.strip()]
     # skipinitialspace: "image, text, label" (spaces after the commas) names the columns "text", not " text"

@@ -15,7 +15,8 @@ class ServingFunctions:
     ``<feature>_present`` per feature, ``valid`` (at least one modality usable)
     and the fusion's extras (e.g. ``modality_weights``). ``raw`` also returns
     ``<feature>_status`` (why a sample is missing: ``ok``, ``empty``,
-    ``undecodable``, ``file_path_instead_of_bytes``, ...) and, when the model
+    ``undecodable``, ``file_path_instead_of_bytes``, ...; ``invalid_utf8``: text
+    used without its invalid bytes) and, when the model
     has class names, ``class_name`` (``""`` for a sample with no usable
     modality, ``valid`` false: its ``class_id`` is the head's answer to no
     input at all, not a prediction). String outputs stay out of ``numeric``,

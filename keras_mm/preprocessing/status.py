@@ -4,7 +4,9 @@ A corrupt or empty input never fails a batch: the sample is marked missing
 and the model predicts from the other modalities. The status says why, so a
 client (or a training pipeline, which refuses such rows) can tell an empty
 field from a corrupt file or a file path sent where the file's bytes were
-expected.
+expected. One status marks a sample that is used but was repaired:
+``invalid_utf8`` (text whose invalid bytes were dropped; a text with nothing
+valid left is ``undecodable``).
 
 Example:
     >>> status_names(tf.constant([OK, UNDECODABLE, FILE_PATH])).numpy()
@@ -22,8 +24,10 @@ _WARNED = set()
 #: status names by code; the serving signatures return the names as ``<feature>_status``.
 #: New statuses go at the end: exported models keep the codes they were saved with.
 SAMPLE_STATUSES = ("ok", "empty", "undecodable", "file_path_instead_of_bytes", "not_finite_or_too_loud", "wrong_size",
-                   "too_large")
-OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE, WRONG_SIZE, TOO_LARGE = range(len(SAMPLE_STATUSES))
+                   "too_large", "invalid_utf8")
+OK, EMPTY, UNDECODABLE, FILE_PATH, NOT_FINITE, WRONG_SIZE, TOO_LARGE, INVALID_UTF8 = range(len(SAMPLE_STATUSES))
+#: statuses of samples that are used (present), repaired on the way.
+REPAIRED_STATUSES = ("invalid_utf8",)
 #: what each status means, for error messages.
 STATUS_MEANINGS = {
     "ok": "usable",
@@ -33,6 +37,7 @@ STATUS_MEANINGS = {
     "not_finite_or_too_loud": "it holds NaN or infinite values (or audio samples beyond 1e6)",
     "wrong_size": "it does not have the size the model takes",
     "too_large": "its header announces more pixels than keras_mm.preprocessing.image.MAX_IMAGE_PIXELS",
+    "invalid_utf8": "its bytes are not valid UTF-8 (the invalid bytes were dropped and the rest used)",
 }
 
 # A short single-line string ending in a file extension is a path, not a file's content.
@@ -72,8 +77,29 @@ def status_of_decoded(raw_bytes, valid):
     return tf.where(valid, OK, failed)
 
 
+def text_status(raw, present):
+    """Status of text inputs: ok, empty, or, for bytes that are not valid UTF-8, ``invalid_utf8`` (text left, used) or undecodable.
+
+    Text preprocessors drop invalid UTF-8 bytes so that a malformed string never
+    fails a batch; this says when that happened, so a client sending Latin-1
+    learns that its accented characters were lost.
+
+    Args:
+        raw: the raw strings, ``tf.string [batch]``.
+        present: whether the preprocessed text is usable, bool ``[batch]``.
+
+    Example:
+        >>> status_names(text_status(tf.constant([b"caf\\xc3\\xa9", b"caf\\xe9", b"\\xff", b""]), tf.constant([True, True, False, False]))).numpy()
+        array([b'ok', b'invalid_utf8', b'undecodable', b'empty'], dtype=object)
+    """
+    raw = tf.convert_to_tensor(raw, tf.string)
+    repaired = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    invalid = tf.not_equal(raw, repaired)
+    return tf.where(present, tf.where(invalid, INVALID_UTF8, OK), tf.where(invalid, UNDECODABLE, EMPTY))
+
+
 def warn_once_about(statuses):
-    """Log one warning per (feature, status) the first time a sample is missing for a reason other than "empty".
+    """Log one warning per (feature, status) the first time a sample is missing for a reason other than "empty", or repaired.
 
     ``statuses``: ``{feature: status codes or names}`` (numpy, eager tensors).
     Returns the warnings logged by this call. Empty fields are normal in
@@ -92,7 +118,10 @@ def warn_once_about(statuses):
             if name in ("ok", "empty") or (feature, name) in _WARNED:
                 continue
             _WARNED.add((feature, name))
-            message = f"feature {feature!r}: a sample was marked missing: {name}"
+            if name in REPAIRED_STATUSES:
+                message = f"feature {feature!r}: a sample was used after a repair: {name}"
+            else:
+                message = f"feature {feature!r}: a sample was marked missing: {name}"
             logger.warning("%s (the other samples and modalities are unaffected; logged once)", message)
             logged.append(message)
     return logged

@@ -21,6 +21,7 @@ from sentencepiece import sentencepiece_model_pb2
 
 from keras_mm.naming import PADDING_MASK, TOKEN_IDS
 from keras_mm.preprocessing.base import FeaturePreprocessor
+from keras_mm.preprocessing.status import status_names, text_status
 
 # HF BertNormalizer.clean_text drops NUL, U+FFFD and "other" characters (Cc, Cf,
 # Co) except \t \n \r, which become spaces like every other whitespace.
@@ -87,7 +88,23 @@ def _pack_tokens(preprocessor, tokens, present):
     return out
 
 
-class BertTextPreprocessor(FeaturePreprocessor):
+class TextStatus:
+    """``process_batch_with_status`` of text preprocessors: reports invalid UTF-8 (see ``status.text_status``).
+
+    Example:
+        >>> pre = keras_mm.preprocessing.VocabularyTextPreprocessor("title", ["cafe", "menu"], sequence_length=4)
+        >>> _, status = pre.process_batch_with_status(tf.constant([b"menu", b"caf\\xe9 menu", b"\\xe9", b""]))
+        >>> status_names(status).numpy()
+        array([b'ok', b'invalid_utf8', b'undecodable', b'empty'], dtype=object)
+    """
+
+    def process_batch_with_status(self, raw):
+        raw = tf.convert_to_tensor(raw, tf.string)
+        out = self.process_batch(raw)
+        return out, text_status(raw, out[self.presence_name] > 0)
+
+
+class BertTextPreprocessor(TextStatus, FeaturePreprocessor):
     """UTF-8 strings -> BERT ``token_ids`` / ``segment_ids`` / ``padding_mask``.
 
     Token ids are identical to the Hugging Face fast tokenizer built from the
@@ -247,7 +264,7 @@ def normalize_albert_text(texts, lowercase=True, keep_accents=False):
     return tf.strings.regex_replace(texts, "\uffff", "\x00")
 
 
-class SentencePieceTextPreprocessor(FeaturePreprocessor):
+class SentencePieceTextPreprocessor(TextStatus, FeaturePreprocessor):
     """UTF-8 strings -> ALBERT / XLM-RoBERTa ``token_ids`` (``segment_ids``) / ``padding_mask`` with SentencePiece.
 
     Token ids are identical to the Hugging Face fast tokenizer converted from
@@ -352,7 +369,7 @@ def standardize_words(texts):
     ASCII-only ``"lower_and_strip_punctuation"`` misses (it then lower-cases and strips ASCII punctuation).
 
     Without it a non-breaking or zero-width space was a word (so invisible-only text counted as present),
-    and curly quotes stuck to words ("“folder”" was not "folder"). :func:`build_vocabulary` and
+    and curly quotes stuck to words ("“folder”" was not "folder"). Invalid UTF-8 bytes are dropped. :func:`build_vocabulary` and
     :class:`VocabularyTextPreprocessor` both apply it, so a vocabulary and its model agree.
 
     Example:
@@ -360,11 +377,13 @@ def standardize_words(texts):
         array([b'folder  ', b'  bon  '], dtype=object)
     """
     texts = tf.strings.unicode_transcode(tf.convert_to_tensor(texts, tf.string), "UTF-8", "UTF-8", errors="replace")
+    # invalid bytes (now U+FFFD) are dropped, as BERT's normaliser drops them: text with nothing else is missing
+    texts = tf.strings.regex_replace(texts, "\ufffd", "")
     texts = tf.strings.regex_replace(texts, r"[\p{Z}\p{Cc}\p{Cf}]", " ")
     return tf.strings.regex_replace(texts, r"\p{P}", "")
 
 
-class VocabularyTextPreprocessor(FeaturePreprocessor):
+class VocabularyTextPreprocessor(TextStatus, FeaturePreprocessor):
     """Word-level tokenization with ``keras.layers.TextVectorization``.
 
     Lower-cases, strips punctuation, splits on whitespace and maps words to ids

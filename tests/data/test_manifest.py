@@ -144,6 +144,13 @@ def test_excel_byte_order_mark_and_every_decodable_extension_are_understood(tmp_
     assert [keras_mm.data.guess_modality([f"x{e}"]) for e in (".oga", ".opus", ".aiff", ".webp")] == ["audio"] * 3 + ["image"]
 
 
+def test_a_manifest_that_is_not_utf8_is_refused_with_its_line(tmp_path):
+    # Excel's plain "CSV" is cp1252: the e-acute of "cafe" is byte 0xe9 (was a bare UnicodeDecodeError)
+    (tmp_path / "m.csv").write_bytes(b"text,label,split\nthe cat,a,train\ncaf\xe9 au lait,b,train\n")
+    with pytest.raises(ValueError, match=r"m.csv, line 3: byte 0xe9 is not UTF-8 \('caf. au lait,b,train'\).*CSV UTF-8"):
+        Manifest(str(tmp_path / "m.csv"))
+
+
 def test_a_file_of_an_unread_extension_among_audio_files_is_named_not_read_as_text(tmp_path):
     # one .m4a row turned the whole audio column into path strings, and sample_rate was ignored
     (tmp_path / "m.csv").write_text("sound,label\na.wav,x\nb.wav,y\nc.m4a,x\n")

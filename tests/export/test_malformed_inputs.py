@@ -119,6 +119,15 @@ def test_the_response_says_why_a_sample_is_missing(trained_model, served):
     assert [n.decode() for n in out["class_name"]] == [names[i] for i in out["class_id"]]
 
 
+def test_the_response_says_when_text_was_not_utf8(trained_model, served):
+    good = trained_model.preprocessor.example_raw(3)
+    out = call_signature(served, {**good, "text": ["a dog", b"caf\xe9 dog", b"\xe9\xff"]})  # Latin-1, then nothing valid
+    assert [s.decode() for s in out["text_status"]] == ["ok", "invalid_utf8", "undecodable"]
+    np.testing.assert_array_equal(out["text_present"], [1, 1, 0])
+    repaired = call_signature(served, {**good, "text": ["a dog", "caf dog", "x"]})  # the valid part is what was used
+    np.testing.assert_allclose(out["probabilities"][1], repaired["probabilities"][1], atol=1e-6)
+
+
 def test_a_sample_with_no_usable_modality_gets_no_class_name(trained_model, served):
     good = trained_model.preprocessor.example_raw(2)
     batch = {**good, "image": [good["image"][0], b""], "text": [good["text"][0], ""],

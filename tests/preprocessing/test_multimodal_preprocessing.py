@@ -101,3 +101,30 @@ def test_a_list_of_clips_of_any_lengths_and_mismatched_batch_sizes():
     # was accepted, returning tensors of different batch sizes
     with pytest.raises(ValueError, match=r"different numbers of samples: \{'audio': 3, 'image': 3, 'text': 2\}"):
         pre.process_batch({**raw, "text": list(raw["text"])[:2]})
+
+
+def test_text_that_is_not_utf8_is_used_without_its_bad_bytes_and_says_so(caplog):
+    import logging
+
+    import keras_mm
+    from keras_mm.preprocessing import status
+
+    # a Latin-1 "café" (\xe9 is not UTF-8): used without the é; bytes with nothing valid: missing, undecodable
+    texts = np.array([b"the cat", b"caf\xe9 cat", b"\xe9\xff", b""], dtype=object)
+    model = keras_mm.build_model(preset="tiny_concat", num_classes=3)  # BERT-style WordPiece text
+    words = keras_mm.preprocessing.VocabularyTextPreprocessor("text", ["the", "cat", "caf"], sequence_length=6)
+    status._WARNED.discard(("text", "invalid_utf8"))
+    with caplog.at_level(logging.WARNING, logger="keras_mm"):
+        for pre in (model.preprocessor.feature_preprocessors["text"], words):
+            numeric, codes = pre.process_batch_with_status(texts)
+            assert status.status_names(codes).numpy().tolist() == [b"ok", b"invalid_utf8", b"undecodable", b"empty"]
+            assert numeric["text_present"].numpy().tolist() == [1.0, 1.0, 0.0, 0.0]
+        # the repaired text is the valid part: the same ids as "caf cat"
+        clean, _ = words.process_batch_with_status(np.array([b"caf cat"], dtype=object))
+        np.testing.assert_array_equal(numeric["text_token_ids"][1], clean["text_token_ids"][0])
+        raw = {**model.preprocessor.example_raw(4), "text": texts}
+        for _ in range(2):
+            _, statuses = model.preprocessor.process_batch_with_status(raw)
+    assert statuses["text"].numpy().tolist() == [status.OK, status.INVALID_UTF8, status.UNDECODABLE, status.EMPTY]
+    warnings = [r.getMessage() for r in caplog.records if "invalid_utf8" in r.getMessage()]
+    assert len(warnings) == 1 and "used after a repair" in warnings[0], warnings
