@@ -100,6 +100,35 @@ class EarlyStopping:
             stop = self.update({key: values[index] for key, values in history.history.items()})
         return stop
 
+    def stalled_message(self, num_classes):
+        """A warning when the run stopped with an accuracy that never left chance level (``None`` otherwise).
+
+        Chance level: at most ``1 / num_classes + 0.05``. Small encoders trained
+        from scratch can sit there for several epochs before they learn (on
+        AV-Digits a CNN alone left it at epoch 12, in the last epoch patience 6
+        allowed), so a run stopped there has most likely not started learning.
+
+        Example:
+            >>> stopper = keras_mm.training.EarlyStopping(monitor="val_accuracy", patience=2)
+            >>> [stopper.update({"val_accuracy": v}) for v in [0.1, 0.11, 0.1, 0.1]]
+            [False, False, False, True]
+            >>> print(stopper.stalled_message(num_classes=10))  # doctest: +ELLIPSIS
+            Early stopping ended the run after 4 epochs with the best val_accuracy 0.110, about chance for 10 classes ...
+            >>> stopper.stalled_message(num_classes=2) is None  # 0.11 is not about chance for 2 classes: bad, not stalled
+            True
+        """
+        if not num_classes or num_classes < 2 or self.mode != "max" or "acc" not in self.monitor or self.best is None:
+            return None
+        chance = 1.0 / num_classes
+        if not chance - 0.05 <= self.best <= chance + 0.05:
+            return None
+        return (
+            f"Early stopping ended the run after {self.epochs_seen} epochs with the best {self.monitor} {self.best:.3f}, "
+            f"about chance for {num_classes} classes ({chance:.3f}): the model has most likely not started learning. "
+            "Encoders trained from scratch can sit at chance for several epochs: pass early_stopping="
+            "{..., 'start_from_epoch': 10} or a longer patience, and check that the labels match the inputs."
+        )
+
     @property
     def message(self):
         return f"Early stopping: {self.monitor} has not improved for {self.wait} epoch{'s' if self.wait != 1 else ''} (best {self.best:.4f})."

@@ -252,6 +252,9 @@ def train(
                 state.save_best_weights(epoch, stopper.best_weights)
             if stop:
                 logger.say(stopper.message)
+                stalled = stopper.stalled_message(getattr(getattr(model, "head", None), "num_classes", None))
+                if stalled:
+                    warnings.warn(stalled, stacklevel=2)
                 stopper.restore(model)
                 break
     else:

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -255,6 +256,23 @@ def test_early_stopping_counts_no_patience_before_start_from_epoch_and_replays_t
     assert not resumed.replay(history) and resumed.wait == 0  # the warm-up epochs waited for nothing
     with pytest.raises(ValueError, match="start_from_epoch=-1: pass a number of epochs"):
         keras_mm.training.EarlyStopping(start_from_epoch=-1)
+
+
+def test_a_run_stopped_at_chance_warns_that_it_has_not_started_learning():
+    keras.utils.set_random_seed(0)
+    model = keras_mm.build_model(encoders=tiny_encoders(("small_cnn",)), num_classes=3)
+    raw = model.preprocessor.example_raw(1)
+    x = {k: np.repeat(v.numpy(), 3, axis=0) for k, v in model.preprocessor.process_batch(raw).items()}
+    # one input under each of the 3 labels: whatever the model predicts, validation accuracy is exactly 1/3
+    chance = tf.data.Dataset.from_tensor_slices((x, np.arange(3))).batch(3)
+    stop = {"monitor": "val_sparse_categorical_accuracy", "patience": 1}
+    with pytest.warns(UserWarning, match=r"after 2 epochs with the best val_sparse_categorical_accuracy 0.333, about chance "
+                                         r"for 3 classes \(0.333\).*'start_from_epoch': 10"):
+        keras_mm.train(model, _tiny_data(model), chance, epochs=5, strategy=None, early_stopping=stop, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a run that learnt stops without it
+        keras_mm.train(model, _tiny_data(model), _tiny_data(model), epochs=2, strategy=None, verbose=0,
+                       early_stopping={**stop, "patience": 1, "monitor": "val_loss"})
 
 
 def test_early_stopping_restores_the_best_weights():
