@@ -59,9 +59,9 @@ class ModelConfig:
             on every encoder's output; ``None``: none; ``"auto"`` (default):
             ``"layer"`` when ``keras_mm.train`` trains a model of several
             features with auxiliary losses (its default ``balance``; a
-            fusion's recipe may keep ``"frozen"``, as ``transformer``'s
-            does), else ``"frozen"`` (``build_model`` alone, e.g. for
-            ``model.fit``).
+            fusion's recipe may keep ``"frozen"`` there) or a model of one
+            feature, else ``"frozen"`` (``build_model`` alone, e.g. for
+            ``model.fit``; several features with ``balance=None``).
 
     Example:
         >>> config = keras_mm.ModelConfig(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=10)
