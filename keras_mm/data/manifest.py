@@ -12,8 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mm.data.augmentation import Augmentation
-from keras_mm.heads.base import checked_class_names
-from keras_mm.heads.binary import BinaryHead
 from keras_mm.modalities import get_modality, load_audio_file
 from keras_mm.preprocessing.status import EMPTY, OK, SAMPLE_STATUSES, STATUS_MEANINGS
 from keras_mm.registry import MODALITIES
@@ -584,14 +582,11 @@ def name_head_classes(head, class_names):
         >>> name_head_classes(head, ["ant", "bee"]), head.class_names  # a head keeps the names it has
         (False, ['cat', 'dog'])
     """
-    if head is None or class_names is None or getattr(head, "class_names", None) is not None:
+    if head is None or class_names is None or head.class_names is not None:
         return False
-    if not hasattr(head, "_class_names"):
+    if head.class_count is None or head.class_count != len(class_names):
         return False
-    count = 2 if isinstance(head, BinaryHead) else getattr(head, "num_classes", None)
-    if count != len(class_names):
-        return False
-    head._class_names = checked_class_names(class_names, count, head.name)
+    head.name_classes(class_names)
     return True
 
 

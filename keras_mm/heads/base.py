@@ -87,7 +87,29 @@ class Head(keras.layers.Layer):
     @property
     def class_names(self):
         """Names of the classes in id order, when the head has classes and was given names."""
+        return getattr(self, "_class_names", None)
+
+    @property
+    def class_count(self):
+        """How many classes ``class_names`` names (``None``: the head has no classes to name)."""
         return None
+
+    def name_classes(self, class_names):
+        """Give the head's classes names, in id order (checked: ``class_count`` distinct names).
+
+        Example:
+            >>> head = keras_mm.heads.BinaryHead()
+            >>> head.name_classes(["ham", "spam"])
+            >>> head.class_names
+            ['ham', 'spam']
+            >>> keras_mm.heads.RegressionHead().name_classes(["low"])
+            Traceback (most recent call last):
+            ...
+            ValueError: RegressionHead has no classes to name.
+        """
+        if self.class_count is None:
+            raise ValueError(f"{type(self).__name__} has no classes to name.")
+        self._class_names = checked_class_names(class_names, self.class_count, self.name)
 
     def decision(self, outputs):
         """The decision taken from head outputs (identity for heads that output the answer itself)."""

@@ -38,8 +38,8 @@ class BinaryHead(Head):
         super().__init__(1, hidden_dims, dropout, **kwargs)
 
     @property
-    def class_names(self):
-        return self._class_names
+    def class_count(self):
+        return 2
 
     def decision(self, outputs):
         return tf.cast(outputs[:, 0] > self.threshold, tf.int64)

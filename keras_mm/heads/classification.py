@@ -42,8 +42,8 @@ class ClassificationHead(Head):
         super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
 
     @property
-    def class_names(self):
-        return self._class_names
+    def class_count(self):
+        return self.num_classes
 
     def decision(self, outputs):
         # tf.argmax: keras' argmax adds bitcast ops (for -0.0) that TFLite lacks

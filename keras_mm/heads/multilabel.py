@@ -35,8 +35,8 @@ class MultilabelHead(Head):
         super().__init__(self.num_classes, hidden_dims, dropout, **kwargs)
 
     @property
-    def class_names(self):
-        return self._class_names
+    def class_count(self):
+        return self.num_classes
 
     def decision(self, outputs):
         return tf.cast(outputs > 0.5, tf.int64)
