@@ -24,7 +24,9 @@ DEFAULT_SIZE = {  # real-size settings (random init: counts do not need the weig
     "mfcc_cnn": {}, "mfcc_gru": {}, "lstm": {"vocabulary": [f"w{i}" for i in range(20000)]},
     "bert": {"vocabulary": [f"w{i}" for i in range(30522)], "num_layers": 6, "num_heads": 12, "hidden_dim": 384,
              "intermediate_dim": 1536},  # the all-MiniLM-L6-v2 architecture
+    "precomputed": {"dim": 512},  # e.g. CLIP ViT-B/32 embeddings
 }
+# encoders not listed (e.g. tfhub, whose size is the loaded model's) are counted with their example_config
 
 
 def count(layer):
@@ -41,7 +43,7 @@ def measure():
         kwargs = {k: v for k, v in spec.items() if k != "name"} if spec.get("name") == name else dict(cls.example_config)
         tiny_encoder = cls(**kwargs)
         tiny_encoder.build()
-        full = cls(**DEFAULT_SIZE.get(name, {}))
+        full = cls(**DEFAULT_SIZE.get(name, dict(cls.example_config)))
         full.build()
         rows.append({"kind": "encoder", "name": name, "tiny": count(tiny_encoder), "default_size": count(full),
                      "tiny_config": kwargs})
