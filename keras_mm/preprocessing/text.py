@@ -252,7 +252,7 @@ def normalize_albert_text(texts, lowercase=True, keep_accents=False):
         >>> keras_mm.preprocessing.normalize_albert_text(tf.constant(["``Crème''"])).numpy()[0].decode()
         '"creme"'
     """
-    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="ignore")  # invalid bytes dropped
     texts = tf.strings.regex_replace(texts, "``", '"')
     texts = tf.strings.regex_replace(texts, "''", '"')
     # ICU-based lower() stops at a NUL: U+FFFF stands in for it (both are one unknown piece)
@@ -341,7 +341,7 @@ class SentencePieceTextPreprocessor(TextStatus, FeaturePreprocessor):
         if self.model_type == "albert":
             texts = normalize_albert_text(raw, self.lowercase, self.keep_accents)
         else:  # XLM-RoBERTa's fast tokenizer has no normaliser before the charsmap
-            texts = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+            texts = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="ignore")  # invalid bytes dropped
         tokens = tf.cast(self.tokenizer(texts), tf.int32)
         present = tokens.row_lengths() > 0  # whitespace- or control-only text is a missing modality
         if self._trailing_space is not None:
@@ -376,9 +376,8 @@ def standardize_words(texts):
         >>> standardize_words(tf.constant(["\u201cfolder\u201d\u00a0\u200b", "\u00ab\u00a0bon\u00a0\u00bb"])).numpy()
         array([b'folder  ', b'  bon  '], dtype=object)
     """
-    texts = tf.strings.unicode_transcode(tf.convert_to_tensor(texts, tf.string), "UTF-8", "UTF-8", errors="replace")
-    # invalid bytes (now U+FFFD) are dropped, as BERT's normaliser drops them: text with nothing else is missing
-    texts = tf.strings.regex_replace(texts, "\ufffd", "")
+    # invalid bytes are dropped (as the other text preprocessors do): text with nothing else is missing
+    texts = tf.strings.unicode_transcode(tf.convert_to_tensor(texts, tf.string), "UTF-8", "UTF-8", errors="ignore")
     texts = tf.strings.regex_replace(texts, r"[\p{Z}\p{Cc}\p{Cf}]", " ")
     return tf.strings.regex_replace(texts, r"\p{P}", "")
 

@@ -280,6 +280,20 @@ def test_sentencepiece_token_ids_identical_to_fast_tokenizer(spm_dirs, model_typ
     assert out["t_present"].numpy()[[sentences.index(""), sentences.index("   "), sentences.index(" ")]].tolist() == [0, 0, 0]
 
 
+@pytest.mark.parametrize("model_type", ["albert", "xlm-roberta"])
+def test_sentencepiece_drops_invalid_utf8_and_says_so(spm_dirs, model_type):
+    from keras_mm.preprocessing.status import status_names
+
+    proto = read_bert_checkpoint(spm_dirs[model_type])["sentencepiece_model"]
+    pre = SentencePieceTextPreprocessor("t", proto, model_type, 16)
+    # a Latin-1 byte inside text, invalid bytes alone, and a literal U+FFFD (valid UTF-8, kept as HF keeps it)
+    out, status = pre.process_batch_with_status(tf.constant([b"the c\xe9at", b"\xe9\xff", "a \ufffd".encode()]))
+    assert status_names(status).numpy().tolist() == [b"invalid_utf8", b"undecodable", b"ok"]
+    assert out["t_present"].numpy().tolist() == [1, 0, 1]
+    clean = pre.process_batch(tf.constant(["the cat"]))["t_token_ids"].numpy()[0]
+    np.testing.assert_array_equal(out["t_token_ids"].numpy()[0], clean)
+
+
 def test_sentencepiece_graph_path_inside_tf_data_gives_the_same_ids(spm_encoders):
     pre = spm_encoders["albert"].build_preprocessor("t")
     eager = pre.process_batch(tf.constant(SENTENCES))["t_token_ids"].numpy()
