@@ -21,7 +21,7 @@ from sentencepiece import sentencepiece_model_pb2
 
 from keras_mm.naming import PADDING_MASK, TOKEN_IDS
 from keras_mm.preprocessing.base import FeaturePreprocessor
-from keras_mm.preprocessing.status import status_names, text_status
+from keras_mm.preprocessing.status import text_status
 
 # HF BertNormalizer.clean_text drops NUL, U+FFFD and "other" characters (Cc, Cf,
 # Co) except \t \n \r, which become spaces like every other whitespace.
@@ -92,6 +92,7 @@ class TextStatus:
     """``process_batch_with_status`` of text preprocessors: reports invalid UTF-8 (see ``status.text_status``).
 
     Example:
+        >>> from keras_mm.preprocessing.status import status_names
         >>> pre = keras_mm.preprocessing.VocabularyTextPreprocessor("title", ["cafe", "menu"], sequence_length=4)
         >>> _, status = pre.process_batch_with_status(tf.constant([b"menu", b"caf\\xe9 menu", b"\\xe9", b""]))
         >>> status_names(status).numpy()

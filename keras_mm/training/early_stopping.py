@@ -103,7 +103,7 @@ class EarlyStopping:
     def stalled_message(self, num_classes):
         """A warning when the run stopped with an accuracy that never left chance level (``None`` otherwise).
 
-        Chance level: at most ``1 / num_classes + 0.05``. Small encoders trained
+        Chance level: within 0.05 of ``1 / num_classes``. Small encoders trained
         from scratch can sit there for several epochs before they learn (on
         AV-Digits a CNN alone left it at epoch 12, in the last epoch patience 6
         allowed), so a run stopped there has most likely not started learning.

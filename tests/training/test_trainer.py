@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -269,10 +268,15 @@ def test_a_run_stopped_at_chance_warns_that_it_has_not_started_learning():
     with pytest.warns(UserWarning, match=r"after 2 epochs with the best val_sparse_categorical_accuracy 0.333, about chance "
                                          r"for 3 classes \(0.333\).*'start_from_epoch': 10"):
         keras_mm.train(model, _tiny_data(model), chance, epochs=5, strategy=None, early_stopping=stop, verbose=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a run that learnt stops without it
-        keras_mm.train(model, _tiny_data(model), _tiny_data(model), epochs=2, strategy=None, verbose=0,
-                       early_stopping={**stop, "patience": 1, "monitor": "val_loss"})
+    # no warning away from chance, or for a loss monitor
+    learnt = keras_mm.training.EarlyStopping(monitor="val_accuracy", patience=1)
+    assert [learnt.update({"val_accuracy": v}) for v in (0.6, 0.5)] == [False, True]
+    assert learnt.stalled_message(num_classes=3) is None  # 0.6 against chance 0.333
+    binary = keras_mm.training.EarlyStopping(monitor="val_accuracy", patience=1)
+    assert [binary.update({"val_accuracy": v}) for v in (0.52, 0.5)] == [False, True]
+    assert "about chance for 2 classes (0.500)" in binary.stalled_message(num_classes=2)
+    loss = keras_mm.training.EarlyStopping(monitor="val_loss", patience=1)
+    assert [loss.update({"val_loss": v}) for v in (0.33, 0.4)] == [False, True] and loss.stalled_message(3) is None
 
 
 def test_early_stopping_restores_the_best_weights():
