@@ -98,6 +98,7 @@ def _hand_written(image_size, num_samples):
     image = keras.Input((image_size, image_size, 3), name="image")
     audio = keras.Input((num_samples,), name="audio")
     x = keras.layers.Rescaling(1 / 255.0)(image)
+    x = keras_mm.layers.PerImageStandardization()(x)  # small_cnn's default input_normalization
     for f in (32, 64):
         x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D(2, padding="same")(x)

@@ -32,7 +32,7 @@ def test_build_model_accepts_config_object_dict_and_kwargs():
         ({"encoders": {"image": "small_cnn"}, "fusion": "atention"}, r"fusion='atention'.*Did you mean 'attention'"),
         ({"encoders": {"image": "small_cnn"}, "head": "clasification"}, r"head='clasification'.*Available: binary, classification"),
         ({"encoders": {"image": {"name": "small_cnn", "poolin": "avg"}}},
-         r"encoders\['image'\]: unknown argument\(s\) 'poolin' for 'small_cnn'. Allowed: background, dropout, filters, image_size"),
+         r"encoders\['image'\]: unknown argument\(s\) 'poolin' for 'small_cnn'. Allowed: background, dropout, filters, image_size, input_normalization"),
         ({"encoders": {"image": "small_cnn"}, "fusion": {"name": "concat", "proj_dim": 3}},
          r"fusion: unknown argument\(s\) 'proj_dim' for 'concat'. Allowed: activation, dropout, projection_dim"),
         ({"encoders": {"image": "small_cnn"}}, r"num_classes is required for head='classification'"),

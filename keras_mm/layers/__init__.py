@@ -1,6 +1,7 @@
 """Reusable Keras layers of keras_mm."""
 
+from keras_mm.layers.image_standardization import PerImageStandardization
 from keras_mm.layers.mfcc import MFCC, slaney_mel_filterbank
 from keras_mm.layers.modality_dropout import ModalityDropout
 
-__all__ = ["MFCC", "ModalityDropout", "slaney_mel_filterbank"]
+__all__ = ["MFCC", "ModalityDropout", "PerImageStandardization", "slaney_mel_filterbank"]
