@@ -22,6 +22,7 @@ scratch and (``openclipart_frozen``) with frozen pretrained encoders
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -130,8 +131,12 @@ SPLITS = ("train", "val", "test")
 DATASETS = {"av_digits": av_digits_setup, "openclipart": openclipart_setup, "openclipart_frozen": openclipart_frozen_setup}
 
 
-def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="auto"):
-    """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs."""
+def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_normalization="auto", probabilities=None):
+    """Train one model with keras_mm's defaults and the given balance; return its test accuracy and epochs.
+
+    ``probabilities``: a dict that receives the model's ``{"val": (probs, labels), "test": ...}``
+    (for :func:`ensemble_bounds`; not part of the returned row, which goes to JSON).
+    """
     keras.utils.set_random_seed(seed)
     features = {k: k for k in encoders}
 
@@ -147,6 +152,8 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_
         balance=balance, early_stopping={"monitor": "val_sparse_categorical_accuracy", "patience": 6})
     seconds = time.perf_counter() - start
     accuracy = _accuracy(model, split("test", model))
+    if probabilities is not None:
+        probabilities.update({name: _probabilities(model, split(name, model)) for name in ("val", "test")})
     return {"seed": seed, "test_accuracy": accuracy, "epochs": len(history.history["loss"]),
             "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
             # the curve shows a slow start (epochs at chance) that the final number hides
@@ -161,6 +168,60 @@ def _accuracy(model, dataset):
         correct += int((predicted == keras.ops.convert_to_numpy(y)).sum())
         total += len(predicted)
     return correct / total
+
+
+def _probabilities(model, dataset):
+    probs, labels = [], []
+    for x, y in dataset:
+        probs.append(keras.ops.convert_to_numpy(model(x, training=False)))
+        labels.append(keras.ops.convert_to_numpy(y))
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+#: labels of the rows :func:`ensemble_bounds` adds to a table's "bounds" group
+LATE_ENSEMBLE = "single-modality models, log-linear ensemble (weights chosen on val)"
+EITHER_RIGHT = "single-modality models, any one right (oracle)"
+
+
+def ensemble_bounds(per_feature, step=0.05):
+    """What the separately trained single-modality models reach combined, per seed: a reference for the fusions.
+
+    ``per_feature``: ``{feature: [{"val": (probs, labels), "test": (probs, labels)} per seed]}``.
+    Two rows: the log-linear ensemble ``sum_k w_k log p_k`` with weights on a
+    simplex grid of ``step`` chosen by validation accuracy (what a late
+    combination of these models gets without looking at the test split), and
+    the oracle "any one model right", which no combination of their *decisions* can beat.
+    A fusion trains its branches jointly and can in principle exceed both; when it does
+    not, these say how much the weaker modality could have added at all.
+
+    Example:
+        >>> y = np.array([0, 1, 1, 0])
+        >>> a = np.array([[.9, .1], [.2, .8], [.6, .4], [.6, .4]])  # right on rows 0, 1, 3
+        >>> b = np.array([[.4, .6], [.4, .6], [.1, .9], [.9, .1]])  # right on rows 1, 2, 3
+        >>> rows = ensemble_bounds({"a": [{"val": (a, y), "test": (a, y)}], "b": [{"val": (b, y), "test": (b, y)}]})
+        >>> rows[EITHER_RIGHT]["mean"], rows[LATE_ENSEMBLE]["mean"]
+        (1.0, 1.0)
+    """
+    features = sorted(per_feature)
+    steps = int(round(1 / step))
+    grid = [np.array(w) / steps for w in itertools.product(range(steps + 1), repeat=len(features)) if sum(w) == steps]
+
+    def log_probs(seed, split):
+        return [np.log(np.clip(per_feature[f][seed][split][0], 1e-9, 1.0)) for f in features]
+
+    def accuracy(logs, weights, labels):
+        return float((sum(w * lp for w, lp in zip(weights, logs)).argmax(-1) == labels).mean())
+
+    late, oracle = [], []
+    for seed in range(len(per_feature[features[0]])):
+        val_labels, test_labels = per_feature[features[0]][seed]["val"][1], per_feature[features[0]][seed]["test"][1]
+        val, test = log_probs(seed, "val"), log_probs(seed, "test")
+        weights = max(grid, key=lambda w: accuracy(val, w, val_labels))  # the first best on the grid
+        late.append({"seed": seed, "test_accuracy": accuracy(test, weights, test_labels),
+                     "weights": {f: round(float(w), 3) for f, w in zip(features, weights)}})
+        right = np.any([lp.argmax(-1) == test_labels for lp in test], axis=0)
+        oracle.append({"seed": seed, "test_accuracy": float(right.mean())})
+    return {LATE_ENSEMBLE: summarise(late), EITHER_RIGHT: summarise(oracle)}
 
 
 def configurations(features, fusions, balance_fusions, balance_methods, defaults_only=False):
@@ -186,8 +247,8 @@ def print_table(name, results):
     best = max(results["unimodal"].values(), key=lambda r: r["mean"])["mean"]
     print(f"\n{name}: test accuracy, mean ± std over seeds (best single modality {best:.3f})")
     print(f"{'model':42} {'accuracy':>15} {'vs best unimodal':>17}")
-    for group in ("unimodal", "fusion", "balance"):
-        for label, row in sorted(results[group].items(), key=lambda kv: -kv[1]["mean"]):
+    for group in ("unimodal", "bounds", "fusion", "balance"):
+        for label, row in sorted(results.get(group, {}).items(), key=lambda kv: -kv[1]["mean"]):
             delta = "" if group == "unimodal" else f"{row['mean'] - best:+.3f}"
             print(f"{label:42} {fmt(row):>15} {delta:>17}")
 
@@ -209,6 +270,8 @@ def markdown_table(results, before=None, before_label="earlier run"):
 
     for label, row in sorted(results["unimodal"].items()):
         lines.append(f"| {label} | {fmt(row)} | | |" + earlier("unimodal", label))
+    for label, row in sorted(results.get("bounds", {}).items()):
+        lines.append(f"| {label} | {fmt(row)} | {row['mean'] - best:+.3f} | |" + ("  |" if before else ""))
     for label, row in sorted(results["fusion"].items(), key=lambda kv: -kv[1]["mean"]):
         if "balance=" in label:
             continue
@@ -261,8 +324,9 @@ def main(argv=None):
             results[name] = {"skipped": str(error)}
             print(f"{name}: skipped ({error})")
             continue
-        table = {"unimodal": {}, "fusion": {}, "balance": {}}
+        table = {"unimodal": {}, "bounds": {}, "fusion": {}, "balance": {}}
         table.update({k: v for k, v in results.get(name, {}).items() if k in table})
+        probabilities = {}  # {feature: per seed}, from this invocation's single-modality runs
         for group, label, features, fusion, balance in configurations(
                 sorted(encoders), fusions, args.balance_fusions, args.balance_methods, args.defaults_only):
             if label in table[group] and len(table[group][label]["runs"]) == len(seeds):
@@ -271,8 +335,16 @@ def main(argv=None):
                 print(f"  {name:12} {label:42} skipped: {fusion} attends over token sequences, which cached vectors lack")
                 continue
             chosen = {f: encoders[f] for f in features}
-            runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs, normalization) for seed in seeds]
+            kept = [{} for _ in seeds]
+            runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs, normalization, kept[i])
+                    for i, seed in enumerate(seeds)]
             table[group][label] = summarise(runs)
+            if group == "unimodal":
+                probabilities[features[0]] = kept
+                if len(probabilities) == len(encoders) > 1:
+                    table["bounds"] = ensemble_bounds(probabilities)
+                    for bound, row in table["bounds"].items():
+                        print(f"  {name:12} {bound:42} {fmt(row)}", flush=True)
             print(f"  {name:12} {label:42} {fmt(table[group][label])}  "
                   f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
             results[name] = table
