@@ -38,6 +38,11 @@ class Encoder(keras.layers.Layer):
     modality = None
     #: small constructor kwargs used by registry-wide tests and docs.
     example_config = {}
+    #: settings that change what the weights compute without changing their shapes: a run resumed from a
+    #: checkpoint must have the values it started with (``keras_mm.training.TrainState`` checks them).
+    resume_identity = ()
+    #: their values in runs whose checkpoints did not record them (an option added later: the old behaviour)
+    resume_identity_unrecorded = {}
 
     def input_signature(self):
         raise NotImplementedError

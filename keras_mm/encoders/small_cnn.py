@@ -40,6 +40,8 @@ class SmallCNNEncoder(Encoder):
 
     modality = "image"
     example_config = {"image_size": 16, "filters": [4, 8]}
+    resume_identity = ("input_normalization",)
+    resume_identity_unrecorded = {"input_normalization": "rescale"}
 
     def __init__(self, image_size=32, filters=(16, 32, 64), dropout=0.0, background=WHITE, input_normalization="per_image",
                  **kwargs):

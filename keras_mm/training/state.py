@@ -58,6 +58,46 @@ def fusion_identity(model):
     return {"class": type(fusion).__name__, **json.loads(json.dumps(config, default=str))}
 
 
+def encoder_identity(model):
+    """``{feature: {setting: value}}`` of each encoder's ``resume_identity`` settings (encoders without any left out).
+
+    Like a fusion's settings, these change what the weights compute without
+    changing their shapes, so a resumed run must have the values it started with.
+
+    Example:
+        >>> model = keras_mm.build_model(encoders={"image": "small_cnn", "audio": "mfcc_cnn"}, num_classes=2)
+        >>> encoder_identity(model)
+        {'image': {'input_normalization': 'per_image'}}
+    """
+    encoders = getattr(model, "feature_encoders", None) or {}
+    return {feature: {key: getattr(encoder, key) for key in encoder.resume_identity}
+            for feature, encoder in sorted(encoders.items()) if getattr(encoder, "resume_identity", ())}
+
+
+def _check_encoder_identity(saved, current, unrecorded, checkpoint_dir):
+    """``ValueError`` when a checkpoint's encoder settings differ from the model's, naming feature, setting and both values.
+
+    ``saved``: the checkpoint's :func:`encoder_identity`, ``None`` when its run
+    did not record it (then each setting's ``resume_identity_unrecorded`` value is what it trained with).
+    """
+    for feature, settings in current.items():
+        if saved is None:
+            before = {k: v for k, v in unrecorded.get(feature, {}).items() if k in settings}
+        else:
+            before = saved.get(feature, {})
+        changed = sorted(k for k in settings if k in before and before[k] != settings[k])
+        if changed:
+            when = " (recorded before these settings were: the values its code had)" if saved is None else ""
+            raise ValueError(
+                f"checkpoint_dir {checkpoint_dir!r} holds a run whose encoders[{feature!r}] had "
+                + ", ".join(f"{k}={before[k]!r}" for k in changed) + when + "; this model has "
+                + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+                + ". The weights fit either way but compute something else. A run resumes only with the model it "
+                f"started with: pass encoders={{{feature!r}: {{..., "
+                + ", ".join(f"{k!r}: {before[k]!r}" for k in changed)
+                + "}}, or delete that folder, or give another checkpoint_dir, to start afresh.")
+
+
 def _check_fusion_identity(saved, current, checkpoint_dir):
     """``ValueError`` when a checkpoint's fusion differs from the model's, naming the settings."""
     if current is None:
@@ -110,7 +150,10 @@ class TrainState:
         # the label order: a checkpoint restored under other class names (same number) fits every shape
         # but answers with the old ids, silently (a run file's data.class_names reordered: 0.44 -> 0.13)
         class_names = getattr(model, "class_names", None)
-        self.identity = {"class_names": list(class_names) if class_names else None, "fusion": fusion_identity(model)}
+        self.identity = {"class_names": list(class_names) if class_names else None, "fusion": fusion_identity(model),
+                         "encoders": encoder_identity(model)}
+        encoders = getattr(model, "feature_encoders", None) or {}
+        self._unrecorded_encoder_identity = {f: dict(getattr(e, "resume_identity_unrecorded", {})) for f, e in encoders.items()}
         with strategy.scope():
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             # iterators made of the training data by the epochs done (-1: a checkpoint written before it was kept)
@@ -202,8 +245,11 @@ class TrainState:
         with open(path) as f:
             saved = json.load(f)
         _check_fusion_identity(saved.get("fusion"), self.identity["fusion"], self.checkpoint_dir)
+        # recorded since 2026-12-08; runs before trained small_cnn on pixels / 255
+        _check_encoder_identity(saved.get("encoders"), self.identity["encoders"], self._unrecorded_encoder_identity,
+                                self.checkpoint_dir)
         for key, value in self.identity.items():
-            if key == "fusion":
+            if key in ("fusion", "encoders"):
                 continue
             if key == "class_names" and saved.get(key) is None and value == sorted(value or []):
                 continue  # written before a model took the manifest's names: the same sorted ids

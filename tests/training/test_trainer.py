@@ -465,8 +465,9 @@ def test_resuming_checks_the_fusion_settings_and_reads_checkpoints_written_befor
         return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
 
     def config(fusion, class_names=None):
-        return keras_mm.ModelConfig(encoders=tiny_encoders(("small_cnn", "mfcc_cnn")), fusion=fusion, num_classes=3,
-                                    class_names=class_names)
+        encoders = tiny_encoders(("small_cnn", "mfcc_cnn"))
+        encoders["image"]["input_normalization"] = "rescale"  # what small_cnn computed when those runs were written
+        return keras_mm.ModelConfig(encoders=encoders, fusion=fusion, num_classes=3, class_names=class_names)
 
     share = {"name": "attention", "uniform_share": 0.5}
     keras_mm.train(config(share), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path / "a"))
@@ -483,6 +484,36 @@ def test_resuming_checks_the_fusion_settings_and_reads_checkpoints_written_befor
         keras_mm.train(config(plain, ["c", "b", "a"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
     # names in sorted order are the ids such a run used for string labels (a model now takes them from the manifest)
     _, history = keras_mm.train(config(plain, ["a", "b", "c"]), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    assert history.epoch == [0, 1]
+
+
+def test_resuming_checks_encoder_settings_that_change_no_weight_shape(tmp_path):
+    # small_cnn's input_normalization: the same weights, another input; restored silently before it was recorded
+    def data(model):
+        x = model.preprocessor.process_batch(model.preprocessor.example_raw(8))
+        return tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
+
+    def config(input_normalization=None):
+        encoders = tiny_encoders(("small_cnn", "mfcc_cnn"))
+        if input_normalization:
+            encoders["image"]["input_normalization"] = input_normalization
+        return keras_mm.ModelConfig(encoders=encoders, num_classes=3)
+
+    keras_mm.train(config(), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path / "a"))
+    assert json.loads((tmp_path / "a" / "run_identity.json").read_text())["encoders"] == {
+        "image": {"input_normalization": "per_image"}}
+    with pytest.raises(ValueError, match=r"encoders\['image'\] had input_normalization='per_image'; this model has "
+                                         r"input_normalization='rescale'.*encoders=\{'image': \{\.\.\., "
+                                         r"'input_normalization': 'per_image'\}\}"):
+        keras_mm.train(config("rescale"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "a"))
+    # a run whose identity did not record encoders trained small_cnn on pixels / 255
+    keras_mm.train(config("rescale"), data, epochs=1, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    identity = json.loads((tmp_path / "b" / "run_identity.json").read_text())
+    del identity["encoders"]
+    (tmp_path / "b" / "run_identity.json").write_text(json.dumps(identity))
+    with pytest.raises(ValueError, match=r"had input_normalization='rescale' \(recorded before these settings were"):
+        keras_mm.train(config(), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
+    _, history = keras_mm.train(config("rescale"), data, epochs=2, verbose=0, checkpoint_dir=str(tmp_path / "b"))
     assert history.epoch == [0, 1]
 
 
