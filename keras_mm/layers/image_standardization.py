@@ -19,7 +19,8 @@ class PerImageStandardization(keras.layers.Layer):
     What it gives up: an image's overall brightness and contrast (two images
     that differ only by ``a * x + b``, ``a > 0``, become the same input; hue
     stays, as the channels are standardized together). Where those are the
-    label (day vs night, exposure checks), use ``input_normalization="rescale"``.
+    label (day vs night, exposure checks), build ``small_cnn`` with
+    ``input_normalization="rescale"`` (pixels / 255 only).
 
     Example:
         >>> layer = keras_mm.layers.PerImageStandardization()
