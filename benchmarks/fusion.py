@@ -151,23 +151,15 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_
         config, lambda m: split("train", m), lambda m: split("val", m), epochs=epochs, strategy=None, verbose=0,
         balance=balance, early_stopping={"monitor": "val_sparse_categorical_accuracy", "patience": 6})
     seconds = time.perf_counter() - start
-    accuracy = _accuracy(model, split("test", model))
+    test_probs, test_labels = _probabilities(model, split("test", model))
+    accuracy = float((test_probs.argmax(-1) == test_labels).mean())
     if probabilities is not None:
-        probabilities.update({name: _probabilities(model, split(name, model)) for name in ("val", "test")})
+        probabilities.update({"val": _probabilities(model, split("val", model)), "test": (test_probs, test_labels)})
     return {"seed": seed, "test_accuracy": accuracy, "epochs": len(history.history["loss"]),
             "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
             # the curve shows a slow start (epochs at chance) that the final number hides
             "val_accuracy_by_epoch": [round(float(v), 3) for v in history.history["val_sparse_categorical_accuracy"]],
             "train_seconds": round(seconds, 1)}
-
-
-def _accuracy(model, dataset):
-    correct = total = 0
-    for x, y in dataset:
-        predicted = keras.ops.convert_to_numpy(model(x, training=False)).argmax(-1)
-        correct += int((predicted == keras.ops.convert_to_numpy(y)).sum())
-        total += len(predicted)
-    return correct / total
 
 
 def _probabilities(model, dataset):
