@@ -44,6 +44,10 @@ def presence_name(feature):
     return input_name(feature, PRESENT)
 
 
+#: extras output of a model with a head combination: the fused head's prediction before the combination
+HEAD_OUTPUT = "head_output"
+
+
 def auxiliary_name(feature):
     """``aux_<feature>``: the output of a feature's auxiliary (unimodal) head.
 

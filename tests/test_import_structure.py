@@ -28,6 +28,7 @@ LAZY_DEPENDENCIES = {
     "tf2onnx": "optional extra keras_mm[onnx]; only export_onnx needs it",
     "onnxruntime": "optional extra keras_mm[onnx]; only ONNXModel needs it",
     "ai_edge_litert": "optional LiteRT runtime; TFLiteModel falls back to tf.lite without it",
+    "scipy": "only fitting the head combination after training needs it (scipy.optimize: ~0.3 s to import)",
     "tensorflow": "keras_mm.tf_logs imports it inside its stderr filter, so TF's start-up lines can be filtered",
 }
 

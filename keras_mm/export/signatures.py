@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_mm.naming import STATUS, auxiliary_name, input_name, model_class_names, presence_name
+from keras_mm.naming import HEAD_OUTPUT, STATUS, auxiliary_name, input_name, model_class_names, presence_name
 from keras_mm.preprocessing.status import status_names
 
 
@@ -57,7 +57,8 @@ class ServingFunctions:
         if isinstance(result, dict):
             main = result["output"]
             # The auxiliary heads' unimodal predictions are a training aid, not part of the served answer.
-            auxiliary = {auxiliary_name(k) for k in getattr(self.model, "auxiliary_heads", {})}
+            # So is the fused head's own prediction before the head combination ("output" is the combined one).
+            auxiliary = {auxiliary_name(k) for k in getattr(self.model, "auxiliary_heads", {})} | {HEAD_OUTPUT}
             extras = {k: v for k, v in result.items() if k != "output" and k not in auxiliary}
         else:
             main, extras = result, {}

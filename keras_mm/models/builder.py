@@ -71,7 +71,11 @@ def build_model(
         auxiliary_heads: add a unimodal copy of the head on each feature's
             encoder output; they appear as ``aux_<feature>`` in
             ``model.extras_model()`` (not in the serving signature) and are
-            what the balance methods of :func:`keras_mm.train` train.
+            what the balance methods of :func:`keras_mm.train` train. With a
+            ``classification`` head the model's output is then a
+            :class:`keras_mm.layers.HeadCombination` of the fused head and
+            these heads: the fused head alone as built, weights fitted on the
+            validation set by :func:`keras_mm.train` (``combine_heads``).
         feature_normalization: ``"frozen"`` (what the default ``"auto"``
             means here): a ``LayerNormalization``
             on the output of each frozen (``trainable=False``) encoder before the
@@ -180,6 +184,9 @@ def _build_from_config(config):
         modality_dropout=config.modality_dropout,
         auxiliary_heads=auxiliary,
         feature_normalization=config.feature_normalization,
+        # where the heads are softmax classifiers, the served answer can draw on them too: weights [1, 0, ...]
+        # (the fused head alone) until keras_mm.train fits them on validation data
+        head_combination=bool(auxiliary) and built_head.activation == "softmax",
         name=config.name,
     )
     model.config = config

@@ -7,9 +7,10 @@ import shutil
 import keras
 
 from keras_mm.config import check_feature_normalization
+from keras_mm.layers.head_combination import HeadCombination
 from keras_mm.layers.modality_dropout import ModalityDropout
 from keras_mm.models.tracing import TracesTrainStepOnce
-from keras_mm.naming import auxiliary_name, input_name, presence_name
+from keras_mm.naming import HEAD_OUTPUT, auxiliary_name, input_name, presence_name
 from keras_mm.preprocessing.multimodal import MultimodalPreprocessor
 
 
@@ -125,7 +126,7 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
     """
 
     def __init__(self, encoders, fusion, head=None, return_extras=False, modality_dropout=0.0, auxiliary_heads=None,
-                 feature_normalization=None, **kwargs):
+                 feature_normalization=None, head_combination=False, **kwargs):
         if not encoders:
             raise ValueError("encoders must name at least one feature.")
         auxiliary_heads = dict(auxiliary_heads or {})
@@ -144,6 +145,15 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
         # Decided before assigning: a dict of layers assigned and then replaced stays tracked, and its unused
         # norms made Keras warn "build() was called on layer 'multimodal_model' ... unbuilt state".
         self.feature_norms = {} if fusion.uses_sequences else feature_norm_layers(feature_normalization, self.feature_encoders)
+        if isinstance(head_combination, HeadCombination):  # shared by extras_model()
+            self.head_combination = head_combination
+        elif head_combination:
+            if not auxiliary_heads or head is None or head.activation != "softmax":
+                raise ValueError("head_combination=True needs auxiliary_heads and a softmax head (head='classification'); "
+                                 f"got auxiliary heads for {sorted(auxiliary_heads)} and head {type(head).__name__}.")
+            self.head_combination = HeadCombination(sorted(auxiliary_heads), name="head_combination")
+        else:
+            self.head_combination = None
 
         # === Functional Model ===
         fusion.configure({k: enc.modality for k, enc in self.feature_encoders.items()})
@@ -181,8 +191,14 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
         output = head(fused["fused"]) if head is not None else fused["fused"]
         # Unimodal predictions from each encoder's own output (balance methods train them).
         auxiliary = {auxiliary_name(k): auxiliary_heads[k](features[k]) for k in sorted(auxiliary_heads)}
+        combined = {}
+        if self.head_combination is not None:
+            # the served answer: the fused head and the present features' own heads, with weights fitted on
+            # validation data after training ([1, 0, ...] until then: the fused head alone)
+            combined = {HEAD_OUTPUT: output}
+            output = self.head_combination(output, {k: auxiliary[auxiliary_name(k)] for k in sorted(auxiliary_heads)}, presence)
         if return_extras:
-            outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}, **auxiliary}
+            outputs = {"output": output, **{k: v for k, v in fused.items() if k != "fused"}, **auxiliary, **combined}
         else:
             outputs = output
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -223,7 +239,8 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
         """A model sharing these weights that also outputs the fusion's extras and the auxiliary heads' predictions.
 
         Its outputs are a dict: ``"output"``, the fusion's extras (e.g.
-        ``"modality_weights"``) and ``"aux_<feature>"`` per auxiliary head.
+        ``"modality_weights"``), ``"aux_<feature>"`` per auxiliary head and,
+        with a head combination, ``"head_output"`` (the fused head before it).
         Built once and cached.
 
         Example:
@@ -231,7 +248,7 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
             >>> batch = model.preprocessor.process_batch(model.preprocessor.example_raw(2))
             >>> outputs = model.extras_model().predict(batch, verbose=0)
             >>> sorted(outputs), outputs["modality_weights"].shape
-            (['aux_audio', 'aux_image', 'aux_text', 'modality_weights', 'output'], (2, 3))
+            (['aux_audio', 'aux_image', 'aux_text', 'head_output', 'modality_weights', 'output'], (2, 3))
         """
         if self.return_extras:
             return self
@@ -244,6 +261,7 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
                 modality_dropout=self.modality_dropout,
                 auxiliary_heads=self.auxiliary_heads,
                 feature_normalization=self.feature_norms,
+                head_combination=self.head_combination,
                 name=f"{self.name}_extras",
             )
             # Not tracked: its weights are this model's, and saving must not see them twice.
@@ -334,6 +352,7 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
             "auxiliary_heads": {k: keras.layers.serialize(v) for k, v in self.auxiliary_heads.items()},
             # the features that have a norm: a reload rebuilds exactly these
             "feature_normalization": sorted(self.feature_norms),
+            "head_combination": self.head_combination is not None,
         }
 
     @classmethod
@@ -346,4 +365,5 @@ class MultimodalModel(TracesTrainStepOnce, keras.Model):
         config["auxiliary_heads"] = {k: keras.layers.deserialize(v) for k, v in (config.get("auxiliary_heads") or {}).items()}
         # models saved before feature_normalization existed had none
         config.setdefault("feature_normalization", None)
+        config.setdefault("head_combination", False)  # models saved before it existed serve the fused head
         return cls(**config)

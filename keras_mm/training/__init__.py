@@ -9,6 +9,7 @@ from keras_mm.training.balance import (
 )
 from keras_mm.training.early_stopping import EarlyStopping
 from keras_mm.training.epoch_logger import EpochLogger
+from keras_mm.training.head_combination import fit_head_combination
 from keras_mm.training.state import TrainingHistory, TrainState
 from keras_mm.training.steps import TrainingSteps
 from keras_mm.training.strategy import distribute_global_batches, resolve_strategy, split_cpu
@@ -24,6 +25,7 @@ __all__ = [
     "TrainingHistory",
     "TrainingSteps",
     "distribute_global_batches",
+    "fit_head_combination",
     "list_balance_methods",
     "register_balance",
     "resolve_strategy",

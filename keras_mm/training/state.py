@@ -29,6 +29,8 @@ class TrainingHistory:
     def __init__(self, history=None, epoch=None):
         self.history = history or {}
         self.epoch = epoch or []
+        #: what ``keras_mm.train`` fitted for the model's head combination (``fit_head_combination``'s result), or ``None``
+        self.head_combination = None
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)

@@ -13,6 +13,7 @@ from keras_mm.registry import FUSIONS, validate_kwargs
 from keras_mm.training.balance import BALANCE_METHODS
 from keras_mm.training.early_stopping import EarlyStopping
 from keras_mm.training.epoch_logger import EpochLogger
+from keras_mm.training.head_combination import MIN_COMBINATION_ROWS, describe_combination, fit_head_combination
 from keras_mm.training.state import TrainingHistory, TrainState
 from keras_mm.training.steps import TrainingSteps
 from keras_mm.training.strategy import distribute_global_batches, resolve_strategy
@@ -141,6 +142,7 @@ def train(
     early_stopping=None,
     tensorboard_dir=None,
     balance="auto",
+    combine_heads="auto",
     verbose="auto",
 ):
     """Train a multimodal model on one device, several GPUs or several workers.
@@ -183,6 +185,17 @@ def train(
             ``None`` (fused loss only), or ``"auto"``: ``DEFAULT_BALANCE`` for a
             model with several features and auxiliary heads (a config built
             here gets them), else ``None``.
+        combine_heads: for a model with a head combination (auxiliary heads
+            and a ``classification`` head; a config built here gets one), fit
+            after training how much the served answer draws on the fused head
+            and on each feature's own head
+            (:func:`~keras_mm.training.head_combination.fit_head_combination`:
+            weights of a log-linear pool with the least validation loss; the
+            fused head alone is one candidate). ``"auto"``: when there are at
+            least ``MIN_COMBINATION_ROWS`` (50) validation rows; ``True``:
+            whenever there is validation data; ``False``: the fused head alone.
+            Measured (README, "Fusion quality"): it lifts the fusions that
+            trail a strong modality to its level.
         verbose: ``"auto"`` (progress bar on a terminal, one line per epoch
             otherwise), 0, 1 or 2.
 
@@ -206,7 +219,13 @@ def train(
     if not (verbose == "auto" or (isinstance(verbose, numbers.Integral) and verbose in (0, 1, 2))):
         raise ValueError(f"verbose={verbose!r} is not supported. Allowed: 'auto', 0 (silent), 1 (progress bar), 2 (one line per epoch)")
     balance, balance_options = _balance_request(balance)
+    if combine_heads not in ("auto", True, False):
+        raise ValueError(f"combine_heads={combine_heads!r} is not supported. Allowed: 'auto', True, False")
     model = _build(model, strategy, mixed_precision, balance)
+    combination = getattr(model, "head_combination", None)
+    if combine_heads is True and (combination is None or validation_data is None):
+        raise ValueError("combine_heads=True needs validation_data and a model with a head combination "
+                         "(keras_mm.build_model(..., auxiliary_heads=True) with head='classification').")
     train_data, validation_data = (_dataset_for(data, model) for data in (train_data, validation_data))
     if global_batch_size is None:
         global_batch_size = _batch_size(train_data)
@@ -232,8 +251,10 @@ def train(
     if latest:
         logger.resumed(latest, state.epochs_done)
     if latest and stopper is not None and _resume_early_stopping(stopper, state, model, logger):
-        return model, state.history
+        return _combined(model, state.history, combine_heads, validation_data, logger)
     if state.epochs_done < epochs:
+        if combination is not None:  # train the fused head itself (a model trained before may carry fitted weights)
+            combination.reset()
         steps.begin_training(dist_train, dist_val)
     dist_train = IteratorCounting(dist_train, already=state.train_iterators_done if latest else 0)
     for epoch in range(state.epochs_done, epochs):
@@ -262,7 +283,17 @@ def train(
         if stopper is not None and stopper.wait > 0 and stopper.best_weights is not None:
             logger.say(f"Restoring the weights of the best epoch ({stopper.monitor} {stopper.best:.4f}).")
             stopper.restore(model)
-    return model, state.history
+    return _combined(model, state.history, combine_heads, validation_data, logger)
+
+
+def _combined(model, history, combine_heads, validation_data, logger):
+    """``(model, history)`` after fitting the model's head combination on the validation data (``combine_heads``)."""
+    if getattr(model, "head_combination", None) is None or validation_data is None or combine_heads is False:
+        return model, history
+    result = fit_head_combination(model, validation_data, min_rows=1 if combine_heads is True else MIN_COMBINATION_ROWS)
+    history.head_combination = result
+    logger.say(describe_combination(result))
+    return model, history
 
 
 class IteratorCounting:

@@ -1,7 +1,7 @@
 """A deterministic training job used by the distribution and resume tests (run as a subprocess).
 
 Usage: python -m tests.training.train_script OUT_NPY [--strategy S] [--split-cpu N]
-       [--checkpoint-dir D] [--epochs E] [--step-delay SECONDS]
+       [--checkpoint-dir D] [--epochs E] [--step-delay SECONDS] [--balance B] [--combine-heads]
 """
 
 import argparse
@@ -17,6 +17,7 @@ parser.add_argument("--checkpoint-dir", default=None)
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--step-delay", type=float, default=0.0)
 parser.add_argument("--balance", default=None, help="a balance method (the model then has auxiliary heads)")
+parser.add_argument("--combine-heads", action="store_true", help="fit the head combination on the training data as validation")
 args = parser.parse_args()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -61,8 +62,9 @@ def data(model):
 
 strategy = None if args.strategy == "none" else args.strategy
 model, history = keras_mm.train(
-    builder, data, data if args.balance == "gradient_blending" else None, epochs=args.epochs, balance=BALANCE, strategy=strategy, optimizer=lambda: keras.optimizers.Adam(1e-2),
-    checkpoint_dir=args.checkpoint_dir, verbose=2,
+    builder, data, data if args.balance == "gradient_blending" or args.combine_heads else None, epochs=args.epochs, balance=BALANCE,
+    strategy=strategy, optimizer=lambda: keras.optimizers.Adam(1e-2), checkpoint_dir=args.checkpoint_dir, verbose=2,
+    combine_heads=True if args.combine_heads else "auto",
 )
 np.save(args.out, np.concatenate([np.ravel(w) for w in model.get_weights()]))
 print("replicas", keras_mm.training.resolve_strategy(strategy).num_replicas_in_sync if strategy else 1, "loss", history.history["loss"])
