@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_mm  # noqa: E402
-from keras_mm.naming import input_name, presence_name  # noqa: E402
+from keras_mm.naming import HEAD_OUTPUT, input_name, presence_name  # noqa: E402
 from keras_mm.registry import FUSIONS  # noqa: E402
 
 from benchmarks.common import summarise, write_results  # noqa: E402
@@ -155,17 +155,25 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_
     accuracy = float((test_probs.argmax(-1) == test_labels).mean())
     if probabilities is not None:
         probabilities.update({"val": _probabilities(model, split("val", model)), "test": (test_probs, test_labels)})
-    return {"seed": seed, "test_accuracy": accuracy, "epochs": len(history.history["loss"]),
+    combination = {}
+    if history.head_combination is not None and history.head_combination["fitted"]:
+        # the same model's fused head alone, as train(combine_heads=False) would have served it
+        fused_probs, _ = _probabilities(model.extras_model(), split("test", model), output=HEAD_OUTPUT)
+        combination = {"fused_head_test_accuracy": float((fused_probs.argmax(-1) == test_labels).mean()),
+                       "combination_weights": {k: round(v, 3) for k, v in history.head_combination["weights"].items()}}
+    return {"seed": seed, "test_accuracy": accuracy, **combination, "epochs": len(history.history["loss"]),
             "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
             # the curve shows a slow start (epochs at chance) that the final number hides
             "val_accuracy_by_epoch": [round(float(v), 3) for v in history.history["val_sparse_categorical_accuracy"]],
             "train_seconds": round(seconds, 1)}
 
 
-def _probabilities(model, dataset):
+def _probabilities(model, dataset, output=None):
+    """``(probabilities, labels)`` over ``dataset``; ``output`` picks one output of a dict-returning model."""
     probs, labels = [], []
     for x, y in dataset:
-        probs.append(keras.ops.convert_to_numpy(model(x, training=False)))
+        result = model(x, training=False)
+        probs.append(keras.ops.convert_to_numpy(result[output] if output else result))
         labels.append(keras.ops.convert_to_numpy(y))
     return np.concatenate(probs), np.concatenate(labels)
 
@@ -331,14 +339,19 @@ def main(argv=None):
             runs = [run_one(data, chosen, num_classes, fusion, balance, seed, args.epochs, normalization, kept[i])
                     for i, seed in enumerate(seeds)]
             table[group][label] = summarise(runs)
+            if all("fused_head_test_accuracy" in r for r in runs):  # the same models' fused head alone
+                fused_head = summarise(runs, key="fused_head_test_accuracy")
+                table[group][label]["fused_head"] = {"mean": fused_head["mean"], "std": fused_head["std"]}
             if group == "unimodal":
                 probabilities[features[0]] = kept
                 if len(probabilities) == len(encoders) > 1:
                     table["bounds"] = ensemble_bounds(probabilities)
                     for bound, row in table["bounds"].items():
                         print(f"  {name:12} {bound:42} {fmt(row)}", flush=True)
+            fused_head = table[group][label].get("fused_head")
             print(f"  {name:12} {label:42} {fmt(table[group][label])}  "
-                  f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
+                  + (f"(fused head alone {fmt(fused_head)}) " if fused_head else "")
+                  + f"({sum(r['train_seconds'] for r in runs):.0f} s)", flush=True)
             results[name] = table
             write_results(args.output, results)  # partial results survive an interrupted run
         table["summary"] = summary(table)
