@@ -194,8 +194,8 @@ def train(
             fused head alone is one candidate). ``"auto"``: when there are at
             least ``MIN_COMBINATION_ROWS`` (50) validation rows; ``True``:
             whenever there is validation data; ``False``: the fused head alone.
-            Measured (README, "Fusion quality"): it lifts the fusions that
-            trail a strong modality to its level.
+            Measured (README, "Fusion quality"): +0.035 on average over the
+            AV-Digits fusions, -0.005 to +0.015 on OpenClipart.
         verbose: ``"auto"`` (progress bar on a terminal, one line per epoch
             otherwise), 0, 1 or 2.
 
@@ -219,7 +219,7 @@ def train(
     if not (verbose == "auto" or (isinstance(verbose, numbers.Integral) and verbose in (0, 1, 2))):
         raise ValueError(f"verbose={verbose!r} is not supported. Allowed: 'auto', 0 (silent), 1 (progress bar), 2 (one line per epoch)")
     balance, balance_options = _balance_request(balance)
-    if combine_heads not in ("auto", True, False):
+    if not (isinstance(combine_heads, bool) or combine_heads == "auto"):  # not 0 / 1: `is True` decides below
         raise ValueError(f"combine_heads={combine_heads!r} is not supported. Allowed: 'auto', True, False")
     model = _build(model, strategy, mixed_precision, balance)
     combination = getattr(model, "head_combination", None)
