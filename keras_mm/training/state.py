@@ -161,6 +161,9 @@ class TrainState:
             # iterators made of the training data by the epochs done (-1: a checkpoint written before it was kept)
             self.train_iterators = tf.Variable(-1, dtype=tf.int64, trainable=False, name="train_iterators")
         self.history = TrainingHistory()
+        # checkpoints written before models had a head combination lack its weights (which are [1, 0, ...]
+        # during training anyway): such a checkpoint still resumes
+        self._head_combination = getattr(model, "head_combination", None)
         self.checkpoint_dir = checkpoint_dir
         self.chief = is_chief(strategy)
         self._manager = None
@@ -211,7 +214,13 @@ class TrainState:
             return None
         self._check_identity(latest)
         try:
-            self._checkpoint.restore(latest).assert_existing_objects_matched()
+            status = self._checkpoint.restore(latest)
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError as error:
+                if not self._only_head_combination_unmatched(latest, error):
+                    raise
+                status.expect_partial()
         except (ValueError, AssertionError, tf.errors.OpError) as error:
             raise ValueError(
                 f"checkpoint_dir {self.checkpoint_dir!r} holds a checkpoint of another model ({latest} does not fit this "
@@ -223,6 +232,21 @@ class TrainState:
                 saved = json.load(f)
             self.history = TrainingHistory(saved["history"], saved["epoch"])
         return latest
+
+    def _only_head_combination_unmatched(self, latest, error):
+        """Whether the one object ``latest`` lacks is the head combination's weights (a checkpoint older than it).
+
+        Read from TensorFlow's message ("Found 1 Python objects that were not
+        bound ... [<Variable path=head_combination/...>]"); another wording
+        keeps the error.
+        """
+        if self._head_combination is None:
+            return False
+        names = [name for name, _ in tf.train.list_variables(latest)]
+        if any("head_combination" in name for name in names):
+            return False
+        message = str(error)
+        return message.startswith("Found 1 Python objects that were not bound") and "path=head_combination/" in message
 
     def _remove_interrupted_writes(self):
         """Delete the ``ckpt-N_temp/`` folders of checkpoint writes that a killed run left unfinished.

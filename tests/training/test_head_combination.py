@@ -126,3 +126,28 @@ def test_head_combination_under_two_replicas_matches_one_device(tmp_path):
     assert "replicas 2" in output and "Combined the fused head" in output
     one, two = np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy")
     assert np.abs(two - one).max() <= 1e-5
+
+
+def test_a_checkpoint_from_before_the_head_combination_resumes(tmp_path, monkeypatch, capsys):
+    import keras_mm.models.builder as builder
+
+    config = keras_mm.ModelConfig.from_dict({**CONFIG.to_dict(), "auxiliary_heads": True})
+    # the model as keras_mm built it before head combinations existed: auxiliary heads, no combination
+    with monkeypatch.context() as patch:
+        patch.setattr(builder, "MultimodalModel",
+                      lambda *args, **kwargs: keras_mm.models.MultimodalModel(*args, **{**kwargs, "head_combination": False}))
+        keras.utils.set_random_seed(0)
+        older, _ = keras_mm.train(config, data_fn(16), epochs=1, strategy=None, verbose=0, checkpoint_dir=tmp_path)
+    assert older.head_combination is None
+    keras.utils.set_random_seed(1)
+    resumed, history = keras_mm.train(config, data_fn(16), epochs=1, strategy=None, verbose=2, checkpoint_dir=tmp_path)
+    assert "Resuming from" in capsys.readouterr().out and history.epoch == [0]
+    np.testing.assert_array_equal(resumed.head_combination.combination_weights.numpy(), [1, 0, 0])
+    older_weights = {w.path: w.numpy() for w in older.weights}
+    for w in resumed.weights:  # every other weight came from the checkpoint
+        if not w.path.startswith("head_combination/"):
+            np.testing.assert_array_equal(w.numpy(), older_weights[w.path], err_msg=w.path)
+    # a checkpoint that lacks anything else is still refused
+    keras_mm.train(CONFIG, data_fn(16), epochs=1, strategy=None, verbose=0, balance=None, checkpoint_dir=tmp_path / "other")
+    with pytest.raises(ValueError, match="checkpoint"):
+        keras_mm.train(config, data_fn(16), epochs=2, strategy=None, verbose=0, checkpoint_dir=tmp_path / "other")
