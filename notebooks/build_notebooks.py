@@ -24,6 +24,12 @@ NOTEBOOKS = {
                  "manifest = keras_mm.datasets.sample_manifest_path()\n"
                  "data = lambda split, **options: lambda m: keras_mm.data.from_manifest(manifest, model=m, split=split, batch_size=32, cache=True, **options)\n"
                  "model, history = keras_mm.train(config, data('train', shuffle=True), data('val'), epochs=8, strategy=None, learning_rate=3e-3, verbose=2)"),
+        ("md", "After the last epoch, `train` fitted the head combination on the validation split (the log's last line): "
+               "how much the answer draws on the fused head and on each modality's own head, weights of least validation "
+               "loss. `combine_heads=False` keeps the fused head alone."),
+        ("code", "combination = history.head_combination\n"
+                 "print(combination['rows'], 'validation rows; val loss', round(combination['loss_before'], 3), '->', round(combination['loss_after'], 3))\n"
+                 "{name: round(weight, 2) for name, weight in combination['weights'].items()}"),
         ("md", "The model's graph: one encoder per feature, the fusion, the head. `model.plot()` draws it with "
                "Graphviz (`apt-get install graphviz`; `make install` installs it) and says so when `dot` is missing."),
         ("code", "from IPython.display import Image, display\n"
