@@ -1,6 +1,7 @@
 """keras_mm.train's head combination: the fit checked against NumPy, the trained model saved, served and distributed."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import tensorflow as tf
 import keras
 import keras_mm
 from keras_mm.training.head_combination import MIN_COMBINATION_ROWS, combination_loss, fit_combination_weights
-from tests.training.test_trainer import finish, script
+from tests.training.test_trainer import finish, free_port, script
 
 ENCODERS = {"image": {"name": "small_cnn", "image_size": 16, "filters": [4, 8]},
             "audio": {"name": "mfcc_cnn", "num_samples": 4000, "filters": [8]}}
@@ -126,6 +127,19 @@ def test_head_combination_under_two_replicas_matches_one_device(tmp_path):
     assert "replicas 2" in output and "Combined the fused head" in output
     one, two = np.load(tmp_path / "one.npy"), np.load(tmp_path / "two.npy")
     assert np.abs(two - one).max() <= 1e-5
+
+
+def test_head_combination_under_two_workers_matches_one_process(tmp_path):
+    args = ["--balance", "auxiliary", "--combine-heads", "--epochs", "2"]
+    finish(script(tmp_path / "one.npy", *args))
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    processes = [script(tmp_path / f"w{i}.npy", *args, "--strategy", "multi_worker", env={"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+    outputs = [finish(p) for p in processes]
+    assert all("replicas 2" in o and "Combined the fused head" in o for o in outputs)
+    w0, w1 = np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy")
+    np.testing.assert_array_equal(w0, w1)  # every worker fits the same weights
+    assert np.abs(w0 - np.load(tmp_path / "one.npy")).max() <= 1e-5
 
 
 def test_a_checkpoint_from_before_the_head_combination_resumes(tmp_path, monkeypatch, capsys):
