@@ -151,16 +151,19 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_
         config, lambda m: split("train", m), lambda m: split("val", m), epochs=epochs, strategy=None, verbose=0,
         balance=balance, early_stopping={"monitor": "val_sparse_categorical_accuracy", "patience": 6})
     seconds = time.perf_counter() - start
-    test_probs, test_labels = _probabilities(model, split("test", model))
+    combination = {}
+    if history.head_combination is not None and history.head_combination["fitted"]:
+        # one pass gives the served (combined) answer and the same model's fused head alone, which is what
+        # train(combine_heads=False) would have served
+        test, test_labels = _probabilities(model.extras_model(), split("test", model), outputs=("output", HEAD_OUTPUT))
+        test_probs = test["output"]
+        combination = {"fused_head_test_accuracy": float((test[HEAD_OUTPUT].argmax(-1) == test_labels).mean()),
+                       "combination_weights": {k: round(v, 3) for k, v in history.head_combination["weights"].items()}}
+    else:
+        test_probs, test_labels = _probabilities(model, split("test", model))
     accuracy = float((test_probs.argmax(-1) == test_labels).mean())
     if probabilities is not None:
         probabilities.update({"val": _probabilities(model, split("val", model)), "test": (test_probs, test_labels)})
-    combination = {}
-    if history.head_combination is not None and history.head_combination["fitted"]:
-        # the same model's fused head alone, as train(combine_heads=False) would have served it
-        fused_probs, _ = _probabilities(model.extras_model(), split("test", model), output=HEAD_OUTPUT)
-        combination = {"fused_head_test_accuracy": float((fused_probs.argmax(-1) == test_labels).mean()),
-                       "combination_weights": {k: round(v, 3) for k, v in history.head_combination["weights"].items()}}
     return {"seed": seed, "test_accuracy": accuracy, **combination, "epochs": len(history.history["loss"]),
             "best_val_accuracy": float(max(history.history["val_sparse_categorical_accuracy"])),
             # the curve shows a slow start (epochs at chance) that the final number hides
@@ -168,14 +171,17 @@ def run_one(data, encoders, num_classes, fusion, balance, seed, epochs, feature_
             "train_seconds": round(seconds, 1)}
 
 
-def _probabilities(model, dataset, output=None):
-    """``(probabilities, labels)`` over ``dataset``; ``output`` picks one output of a dict-returning model."""
-    probs, labels = [], []
+def _probabilities(model, dataset, outputs=None):
+    """``(probabilities, labels)`` over ``dataset``; with ``outputs`` (names of a dict-returning model's
+    outputs) ``({name: probabilities}, labels)``."""
+    probs, labels = {name: [] for name in outputs or (None,)}, []
     for x, y in dataset:
         result = model(x, training=False)
-        probs.append(keras.ops.convert_to_numpy(result[output] if output else result))
+        for name in probs:
+            probs[name].append(keras.ops.convert_to_numpy(result if name is None else result[name]))
         labels.append(keras.ops.convert_to_numpy(y))
-    return np.concatenate(probs), np.concatenate(labels)
+    joined = {name: np.concatenate(parts) for name, parts in probs.items()}
+    return (joined if outputs else joined[None]), np.concatenate(labels)
 
 
 #: labels of the rows :func:`ensemble_bounds` adds to a table's "bounds" group

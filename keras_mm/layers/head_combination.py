@@ -4,6 +4,21 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mm.naming import auxiliary_name
+
+
+def fused_head_alone(num_branches):
+    """The weights ``[1, 0, ..., 0]`` of ``num_branches`` branches: the fused head alone.
+
+    Example:
+        >>> from keras_mm.layers.head_combination import fused_head_alone
+        >>> fused_head_alone(3).tolist()
+        [1.0, 0.0, 0.0]
+    """
+    weights = np.zeros(num_branches, "float32")
+    weights[0] = 1.0
+    return weights
+
 
 @keras.saving.register_keras_serializable(package="keras_mm")
 class HeadCombination(keras.layers.Layer):
@@ -44,32 +59,36 @@ class HeadCombination(keras.layers.Layer):
         super().__init__(**kwargs)
         self.features = [str(f) for f in features]
         self.epsilon = float(epsilon)
-        identity = np.zeros(1 + len(self.features), "float32")
-        identity[0] = 1.0
         self.combination_weights = self.add_weight(
-            shape=(1 + len(self.features),), initializer=keras.initializers.Constant(identity),
+            shape=(1 + len(self.features),), initializer=keras.initializers.Constant(fused_head_alone(1 + len(self.features))),
             trainable=False, name="combination_weights")
 
     @property
     def branch_names(self):
         """``["output", "aux_<feature>", ...]``: what each weight multiplies."""
-        return ["output", *(f"aux_{f}" for f in self.features)]
+        return ["output", *(auxiliary_name(f) for f in self.features)]
 
     def reset(self):
         """Weights back to ``[1, 0, ..., 0]``: the fused prediction alone."""
-        identity = np.zeros(1 + len(self.features), "float32")
-        identity[0] = 1.0
-        self.combination_weights.assign(identity)
+        self.combination_weights.assign(fused_head_alone(1 + len(self.features)))
 
-    def _log(self, p):
-        return ops.log(ops.clip(ops.cast(p, "float32"), self.epsilon, 1.0))
+    def branch_log_probabilities(self, fused, auxiliary, presence):
+        """``[batch, classes, branches]``: each branch's clipped log-probabilities, zero where its feature is missing.
+
+        The pool is these times the weights, summed over branches; fitting the
+        weights (:func:`keras_mm.training.fit_head_combination`) reads them here too.
+        """
+        def log(p):
+            return ops.log(ops.clip(ops.cast(p, "float32"), self.epsilon, 1.0))
+
+        branches = [log(fused)]
+        for feature in self.features:
+            flag = ops.expand_dims(ops.cast(presence[feature], "float32"), -1)
+            branches.append(flag * log(auxiliary[feature]))
+        return ops.stack(branches, axis=-1)
 
     def call(self, fused, auxiliary, presence):
-        w = self.combination_weights
-        logits = w[0] * self._log(fused)
-        for i, feature in enumerate(self.features):
-            flag = ops.expand_dims(ops.cast(presence[feature], "float32"), -1)
-            logits = logits + (w[i + 1] * flag) * self._log(auxiliary[feature])
+        logits = ops.sum(self.branch_log_probabilities(fused, auxiliary, presence) * self.combination_weights, axis=-1)
         return ops.softmax(logits, axis=-1)
 
     def compute_output_shape(self, fused_shape, auxiliary_shape=None, presence_shape=None):

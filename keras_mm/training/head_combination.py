@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_mm.layers.head_combination import fused_head_alone
 from keras_mm.naming import HEAD_OUTPUT, presence_name
 
 #: validation rows below which ``combine_heads="auto"`` leaves the fused head alone: with fewer, the
@@ -13,8 +14,9 @@ def combination_log_probabilities(model, dataset):
     """``(log_probs [rows, classes, branches], labels [rows])`` of the branches of ``model.head_combination``.
 
     Branch 0 is the fused head, then one per auxiliary head; an auxiliary
-    head's log-probabilities are zero where its feature is missing (it has no
-    say there, as in the layer).
+    head's log-probabilities are zero where its feature is missing. They are
+    the layer's own (:meth:`~keras_mm.layers.HeadCombination.branch_log_probabilities`),
+    so the weights are fitted on exactly what the served model pools.
     """
     layer = model.head_combination
     extras = model.extras_model()
@@ -22,11 +24,9 @@ def combination_log_probabilities(model, dataset):
     for batch in dataset:
         x, y = batch[0], batch[1]
         out = extras(x, training=False)
-        logs = [np.log(np.clip(np.asarray(out[HEAD_OUTPUT], np.float64), layer.epsilon, 1.0))]
-        for feature, name in zip(layer.features, layer.branch_names[1:]):
-            present = np.asarray(x[presence_name(feature)], np.float64).reshape(-1, 1)
-            logs.append(present * np.log(np.clip(np.asarray(out[name], np.float64), layer.epsilon, 1.0)))
-        parts.append(np.stack(logs, axis=-1))
+        auxiliary = {feature: out[name] for feature, name in zip(layer.features, layer.branch_names[1:])}
+        presence = {feature: x[presence_name(feature)] for feature in layer.features}
+        parts.append(np.asarray(layer.branch_log_probabilities(out[HEAD_OUTPUT], auxiliary, presence), np.float64))
         labels.append(np.asarray(y).reshape(-1))
     if not parts:
         return np.zeros((0, 0, len(layer.branch_names))), np.zeros((0,), np.int64)
@@ -72,8 +72,7 @@ def fit_combination_weights(log_probs, labels):
     """
     import scipy.optimize
 
-    start = np.zeros(log_probs.shape[-1])
-    start[0] = 1.0
+    start = fused_head_alone(log_probs.shape[-1]).astype(np.float64)
     before = combination_loss(start, log_probs, labels)[0]
     fit = scipy.optimize.minimize(combination_loss, start, args=(log_probs, labels), jac=True, method="L-BFGS-B",
                                   bounds=[(0.0, None)] * len(start))
@@ -116,9 +115,8 @@ def fit_head_combination(model, validation_data, min_rows=1):
         raise ValueError("This model has no head combination: build it with keras_mm.build_model(..., auxiliary_heads=True) "
                          "and head='classification'.")
     log_probs, labels = combination_log_probabilities(model, validation_data)
-    start = np.zeros(len(layer.branch_names))
-    start[0] = 1.0
-    result = {"rows": int(len(labels)), "weights": dict(zip(layer.branch_names, start.tolist())), "fitted": False}
+    start = fused_head_alone(len(layer.branch_names)).tolist()
+    result = {"rows": int(len(labels)), "weights": dict(zip(layer.branch_names, start)), "fitted": False}
     if len(labels) < max(1, min_rows):
         result["loss_before"] = result["loss_after"] = None
         return result
